@@ -1,0 +1,212 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config describes one load run.
+type Config struct {
+	URL         string
+	Era         string // eraLegacy or eraModern
+	Concurrency int
+	// Duration is how long calls are measured after Warmup. If Calls is also
+	// set, the run ends at whichever limit comes first.
+	Duration time.Duration
+	Warmup   time.Duration
+	// Calls, if positive, ends the run after this many measured calls in
+	// total (successes plus errors). Tests use it to be independent of speed.
+	Calls   int64
+	Key     string
+	Tool    string
+	Args    json.RawMessage
+	Timeout time.Duration // per HTTP request; zero means defaultTimeout
+}
+
+const defaultTimeout = 30 * time.Second
+
+func (c Config) validate() error {
+	if _, err := url.ParseRequestURI(c.URL); err != nil {
+		return fmt.Errorf("parse url: %w", err)
+	}
+	switch {
+	case c.Era != eraLegacy && c.Era != eraModern:
+		return fmt.Errorf("invalid era %q: want %s or %s", c.Era, eraLegacy, eraModern)
+	case c.Concurrency < 1:
+		return fmt.Errorf("invalid concurrency %d: want >= 1", c.Concurrency)
+	case c.Duration <= 0 && c.Calls <= 0:
+		return errors.New("invalid limits: need a positive duration or call count")
+	case c.Warmup < 0:
+		return fmt.Errorf("invalid warmup %v: want >= 0", c.Warmup)
+	case c.Tool == "":
+		return errors.New("invalid tool: empty name")
+	case !json.Valid(c.Args):
+		return fmt.Errorf("invalid args: not JSON: %s", c.Args)
+	}
+	return nil
+}
+
+// plan is the shared, read-only schedule every worker follows, plus the
+// optional shared call budget.
+type plan struct {
+	measureFrom time.Time
+	deadline    time.Time // zero: no time limit
+	budget      *atomic.Int64
+}
+
+// next reports whether a worker may start another call at now, and whether
+// that call is measured (as opposed to warm-up).
+func (p *plan) next(now time.Time) (ok, measured bool) {
+	if !p.deadline.IsZero() && !now.Before(p.deadline) {
+		return false, false
+	}
+	measured = !now.Before(p.measureFrom)
+	if measured && p.budget != nil && p.budget.Add(-1) < 0 {
+		return false, false
+	}
+	return true, measured
+}
+
+// Run opens one session per worker, drives tools/call until the plan ends,
+// closes the sessions and summarises. It returns an error only when the run
+// could not take place (bad config, a session failed to open); failed calls
+// are counted in the Summary instead.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if err := cfg.validate(); err != nil {
+		return Summary{}, err
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	transport := newTransport(cfg.Concurrency)
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: cfg.Timeout}
+
+	workers, err := openWorkers(ctx, client, cfg)
+	if err != nil {
+		return Summary{}, err
+	}
+	p := newPlan(time.Now(), cfg)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w.loop(ctx, p) })
+	}
+	wg.Wait()
+	elapsed := time.Since(p.measureFrom)
+	closeWorkers(workers, cfg.Timeout)
+	return summarize(cfg, workers, elapsed), nil
+}
+
+func newPlan(start time.Time, cfg Config) *plan {
+	p := &plan{measureFrom: start.Add(cfg.Warmup)}
+	if cfg.Duration > 0 {
+		p.deadline = p.measureFrom.Add(cfg.Duration)
+	}
+	if cfg.Calls > 0 {
+		p.budget = new(atomic.Int64)
+		p.budget.Store(cfg.Calls)
+	}
+	return p
+}
+
+// newTransport keeps one idle connection per worker so that every call after
+// the first reuses a kept-alive connection instead of measuring TCP setup.
+func newTransport(concurrency int) *http.Transport {
+	return &http.Transport{
+		Proxy:               nil, // loopback benchmarks must never detour via $HTTP_PROXY
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        concurrency + 8,
+		MaxIdleConnsPerHost: concurrency + 8,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// openWorkers opens every session concurrently before the clock starts, so
+// that handshakes are not part of the measured window. If any fails, the
+// ones that opened are closed again.
+func openWorkers(ctx context.Context, client *http.Client, cfg Config) ([]*worker, error) {
+	params, err := toolCallParams(cfg.Era, cfg.Tool, cfg.Args)
+	if err != nil {
+		return nil, err
+	}
+	workers := make([]*worker, cfg.Concurrency)
+	errs := make([]error, cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := range workers {
+		s := newSession(client, cfg, params)
+		workers[i] = &worker{session: s}
+		wg.Go(func() { errs[i] = s.open(ctx) })
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		closeWorkers(workers, cfg.Timeout)
+		return nil, fmt.Errorf("open sessions: %w", err)
+	}
+	return workers, nil
+}
+
+// firstError reports the first failure and how many there were; with 64
+// workers the failures are nearly always the same one 64 times.
+func firstError(errs []error) error {
+	var first error
+	n := 0
+	for _, err := range errs {
+		if err != nil {
+			n++
+			first = cmp.Or(first, err)
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("%w (and %d more)", first, n-1)
+	}
+	return first
+}
+
+// closeWorkers ends every session. It uses its own context because the run
+// context may already be cancelled, and servers should still see the DELETE.
+func closeWorkers(workers []*worker, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			if err := w.session.close(ctx); err != nil {
+				w.stats.addTeardownError(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// worker runs calls one after another on its own session and keeps its own
+// statistics, so the hot loop shares nothing but the plan.
+type worker struct {
+	session *session
+	stats   workerStats
+}
+
+func (w *worker) loop(ctx context.Context, p *plan) {
+	for ctx.Err() == nil {
+		ok, measured := p.next(time.Now())
+		if !ok {
+			return
+		}
+		start := time.Now()
+		err := w.session.callTool(ctx)
+		latency := time.Since(start)
+		if ctx.Err() != nil {
+			return // interrupted: the failure is ours, not the server's
+		}
+		w.stats.record(measured, latency, err)
+	}
+}

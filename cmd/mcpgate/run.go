@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// defaultConfigFile is read by `serve` when no --config is given.
+const defaultConfigFile = "mcpgate.yaml"
+
+const usage = `mcpgate: a security gateway for MCP servers
+
+usage:
+  mcpgate serve [--config FILE] [--listen ADDR]   serve MCP on /mcp (no config and no ./mcpgate.yaml: the embedded default)
+  mcpgate check --config FILE                     validate a config; exit non-zero on errors
+  mcpgate keys new [--id NAME]                    print a new API key and the config line that accepts it
+  mcpgate version                                 print the version
+`
+
+// run is the whole program; main only wires the process to it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "check":
+		err = check(args[1:], stdout, stderr)
+	case "keys":
+		err = keys(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mcpgate", version())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "mcpgate: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "mcpgate: %v\n", err)
+		return exitUsage
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "mcpgate: %v\n", err)
+		return exitError
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("mcpgate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	configPath := fs.String("config", "", "config file (default ./"+defaultConfigFile+" if present, else the embedded default)")
+	listen := fs.String("listen", "", "listen address host:port, overriding listen.address")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Sprintf("--log-level: %v", err)}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, generatedKey, err := loadServeConfig(*configPath, *listen)
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(cfg, logger)
+	if err != nil {
+		return fmt.Errorf("build gateway: %w", err)
+	}
+	ln, err := g.Listen()
+	if err != nil {
+		return err
+	}
+	if generatedKey != "" {
+		printConnectHelp(stdout, "http://"+ln.Addr().String()+gateway.EndpointPath, generatedKey)
+	}
+	return g.Serve(ctx, ln)
+}
+
+// loadServeConfig picks the config: --config, else ./mcpgate.yaml, else the
+// embedded default with a key generated for this run (returned so it can be
+// shown once; it is never logged or stored).
+func loadServeConfig(path, listen string) (cfg *config.Config, generatedKey string, err error) {
+	if path == "" {
+		if _, statErr := os.Stat(defaultConfigFile); statErr == nil {
+			path = defaultConfigFile
+		} else if !errors.Is(statErr, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("stat %s: %w", defaultConfigFile, statErr)
+		}
+	}
+	if path == "" {
+		cfg = config.Default()
+		key, digest := authn.NewKey()
+		cfg.Auth.APIKeys = []config.APIKey{{ID: "default", SHA256: digest, Roles: []string{"admin"}}}
+		generatedKey = key
+	} else if cfg, err = config.Load(path); err != nil {
+		return nil, "", err
+	}
+	if listen != "" {
+		cfg.Listen.Address = listen
+	}
+	if ps := cfg.Validate(); len(ps) > 0 {
+		for i := range ps {
+			ps[i].Source = cfg.Source
+		}
+		return nil, "", ps
+	}
+	return cfg, generatedKey, nil
+}
+
+func printConnectHelp(w io.Writer, url, key string) {
+	fmt.Fprintf(w, `mcpgate is serving its built-in demo MCP server (embedded default config).
+
+  MCP endpoint:  %s
+  API key:       %s
+                 (generated for this run and shown only here; send it as "Authorization: Bearer <key>")
+
+Try it:
+  curl -s %s -H 'Authorization: Bearer %s' \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/list' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+
+`, url, key, url, key)
+}
+
+func check(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", stderr)
+	configPath := fs.String("config", "", "config file to check (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *configPath == "" {
+		return usageError{"check: --config FILE is required"}
+	}
+	cfg, err := config.Load(*configPath)
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintf(stdout, "error: %s\n", p)
+		}
+		return fmt.Errorf("check %s: %d error(s)", *configPath, len(ps))
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Auth.InsecureDisableAuth {
+		fmt.Fprintf(stdout, "warning: %s: auth.insecure_disable_auth: authentication is disabled; any local process can call every tool\n", *configPath)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
+	return nil
+}
+
+func keys(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "new" {
+		return usageError{"keys: usage: mcpgate keys new [--id NAME]"}
+	}
+	fs := newFlags("keys new", stderr)
+	id := fs.String("id", "client", "the key's id, as it appears in logs and audit")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if !config.ValidID(*id) {
+		return usageError{fmt.Sprintf("keys new: --id %q: use letters, digits and _.@-", *id)}
+	}
+	key, digest := authn.NewKey()
+	fmt.Fprintf(stdout, `API key (give it to the client; it is shown only now and not stored):
+  %s
+
+Add this line under auth.api_keys in the config (it holds only the key's SHA-256):
+    - {id: %s, sha256: "%s", roles: []}
+`, key, *id, digest)
+	return nil
+}

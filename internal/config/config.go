@@ -1,0 +1,138 @@
+// Package config decodes mcpgate's YAML configuration strictly, applies explicit
+// defaults and validates the result, reporting every problem at once.
+//
+// Strictness is a security property here: a misspelt key (say "alowed_hosts")
+// silently ignored would leave a default in force that the operator believes
+// they changed. Every unknown key is therefore an error that names the file,
+// the line and the full key path.
+package config
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Listen    Listen              `yaml:"listen"`
+	Auth      Auth                `yaml:"auth"`
+	Upstreams map[string]Upstream `yaml:"upstreams"`
+
+	// Source names where the config came from ("embedded default" or a path);
+	// it is not a YAML key.
+	Source string `yaml:"-"`
+}
+
+// Listen configures the MCP listener and its HTTP hardening.
+type Listen struct {
+	// Address is host:port. Loopback by default.
+	Address string `yaml:"address"`
+	// AllowedHosts lists the Host header values accepted (host or host:port).
+	// Empty means the loopback names, and is only allowed on a loopback address.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// AllowedOrigins lists the Origin header values accepted besides the
+	// request's own origin (scheme://host[:port]).
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxBodyBytes caps a request body; larger bodies get 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxHeaderBytes caps the request line and headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxJSONDepth caps the nesting of objects and arrays in a request body.
+	MaxJSONDepth int `yaml:"max_json_depth"`
+	// ReadHeaderTimeout bounds the time to read request headers (slowloris).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds the time to read a request body once headers are in.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds the time to write one POST response, streamed or not.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// StreamTimeout bounds one long-lived GET event stream (legacy era).
+	StreamTimeout time.Duration `yaml:"stream_timeout"`
+	// IdleTimeout closes keep-alive connections idle for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// SessionIdleTimeout closes legacy-era sessions idle for this long.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+}
+
+// Auth configures how callers authenticate.
+type Auth struct {
+	APIKeys []APIKey `yaml:"api_keys"`
+	// InsecureDisableAuth turns authentication off. It is accepted only on a
+	// loopback listener, and it is logged as a warning at every start.
+	InsecureDisableAuth bool `yaml:"insecure_disable_auth"`
+}
+
+// APIKey is one accepted API key, stored only as the SHA-256 of the key.
+type APIKey struct {
+	ID     string   `yaml:"id"`
+	SHA256 string   `yaml:"sha256"`
+	Roles  []string `yaml:"roles"`
+}
+
+// Upstream is one MCP server mcpgate fronts.
+type Upstream struct {
+	// Builtin names an MCP server compiled into mcpgate and served in-process.
+	// The only one is "demo".
+	Builtin string `yaml:"builtin"`
+	// Namespace prefixes the upstream's names; nil means the upstream's own
+	// config name, "" means no prefix.
+	Namespace *string `yaml:"namespace"`
+}
+
+// Default values. They are exported so that docs and tests name one source.
+const (
+	DefaultAddress            = "127.0.0.1:8443"
+	DefaultMaxBodyBytes       = 4 << 20
+	DefaultMaxHeaderBytes     = 64 << 10
+	DefaultMaxJSONDepth       = 64
+	DefaultReadHeaderTimeout  = 10 * time.Second
+	DefaultReadTimeout        = 30 * time.Second
+	DefaultWriteTimeout       = 5 * time.Minute
+	DefaultStreamTimeout      = time.Hour
+	DefaultIdleTimeout        = 2 * time.Minute
+	DefaultSessionIdleTimeout = 30 * time.Minute
+)
+
+// ApplyDefaults fills every zero-valued setting with its default.
+func (c *Config) ApplyDefaults() {
+	l := &c.Listen
+	setDefault(&l.Address, DefaultAddress)
+	setDefault(&l.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&l.MaxJSONDepth, DefaultMaxJSONDepth)
+	setDefault(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&l.ReadTimeout, DefaultReadTimeout)
+	setDefault(&l.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&l.StreamTimeout, DefaultStreamTimeout)
+	setDefault(&l.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&l.SessionIdleTimeout, DefaultSessionIdleTimeout)
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}
+
+// IsLoopbackAddress reports whether a listen address (host:port) binds only
+// loopback interfaces. "localhost" counts; an empty host (all interfaces) does not.
+func IsLoopbackAddress(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// UpstreamNamespace returns the prefix an upstream's names get.
+func (u Upstream) UpstreamNamespace(name string) string {
+	if u.Namespace == nil {
+		return name
+	}
+	return *u.Namespace
+}

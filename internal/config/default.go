@@ -1,0 +1,14 @@
+package config
+
+// Default returns the embedded default configuration: a loopback listener
+// fronting the built-in demo server. It has no API key: the caller generates
+// one at start (see gateway), so no key is ever baked into the binary.
+func Default() *Config {
+	none := ""
+	c := &Config{
+		Source:    "embedded default",
+		Upstreams: map[string]Upstream{"demo": {Builtin: "demo", Namespace: &none}},
+	}
+	c.ApplyDefaults()
+	return c
+}

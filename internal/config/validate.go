@@ -1,0 +1,172 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Builtins are the MCP servers compiled into mcpgate.
+var builtins = map[string]bool{"demo": true}
+
+// idPattern is what an API key id, upstream name or role may look like: ids
+// end up in logs, audit records and tool names, so they stay plain.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
+
+// namespacePattern is what a tool-name prefix may look like; MCP tool names
+// are [A-Za-z0-9_.-], and the "." separator is added by mcpgate.
+var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// ValidID reports whether s may be an API key id, upstream name or role.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// Validate returns every problem with c; c should have defaults applied.
+func (c *Config) Validate() Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	c.validateListen(add)
+	c.validateAuth(add)
+	c.validateUpstreams(add)
+	return ps
+}
+
+type addFunc func(key, format string, args ...any)
+
+func (c *Config) validateListen(add addFunc) {
+	l := c.Listen
+	host, port, err := net.SplitHostPort(l.Address)
+	if err != nil {
+		add("listen.address", "must be host:port: %v", err)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		add("listen.address", "port %q is not a number from 0 to 65535", port)
+	} else if host == "" {
+		add("listen.address", "an empty host binds every interface; name the address to bind")
+	}
+	loopback := IsLoopbackAddress(l.Address)
+	if !loopback && len(l.AllowedHosts) == 0 {
+		add("listen.allowed_hosts", "required on a non-loopback address: list the host names clients use (DNS-rebinding protection)")
+	}
+	for i, h := range l.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ *") {
+			add(fmt.Sprintf("listen.allowed_hosts[%d]", i), "%q is not a host or host:port (wildcards are not allowed)", h)
+		}
+	}
+	for i, o := range l.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			add(fmt.Sprintf("listen.allowed_origins[%d]", i), "%v", err)
+		}
+	}
+	positive := []struct {
+		key string
+		ok  bool
+	}{
+		{"listen.max_body_bytes", l.MaxBodyBytes > 0},
+		{"listen.max_header_bytes", l.MaxHeaderBytes > 0},
+		{"listen.max_json_depth", l.MaxJSONDepth > 0},
+		{"listen.read_header_timeout", l.ReadHeaderTimeout > 0},
+		{"listen.read_timeout", l.ReadTimeout > 0},
+		{"listen.write_timeout", l.WriteTimeout > 0},
+		{"listen.stream_timeout", l.StreamTimeout > 0},
+		{"listen.idle_timeout", l.IdleTimeout > 0},
+		{"listen.session_idle_timeout", l.SessionIdleTimeout > 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			add(p.key, "must be positive")
+		}
+	}
+	if l.MaxJSONDepth > 1000 {
+		add("listen.max_json_depth", "must be at most 1000")
+	}
+}
+
+// checkOrigin accepts exactly what browsers send: scheme://host[:port].
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || o != strings.ToLower(o) {
+		return fmt.Errorf("%q is not an origin: write scheme://host[:port] in lower case, no path or wildcard", o)
+	}
+	return nil
+}
+
+func (c *Config) validateAuth(add addFunc) {
+	a := c.Auth
+	if a.InsecureDisableAuth {
+		if !IsLoopbackAddress(c.Listen.Address) {
+			add("auth.insecure_disable_auth", "authentication may be disabled only on a loopback listen.address")
+		}
+		if len(a.APIKeys) > 0 {
+			add("auth.insecure_disable_auth", "is set together with auth.api_keys; remove one")
+		}
+	} else if len(a.APIKeys) == 0 {
+		add("auth", "no way to authenticate: add auth.api_keys (see `mcpgate keys new`)")
+	}
+	ids := map[string]bool{}
+	hashes := map[string]string{}
+	for i, k := range a.APIKeys {
+		key := fmt.Sprintf("auth.api_keys[%d]", i)
+		if !idPattern.MatchString(k.ID) {
+			add(key+".id", "%q must be 1-64 characters of letters, digits and _.@- ", k.ID)
+		} else if ids[k.ID] {
+			add(key+".id", "duplicate id %q", k.ID)
+		}
+		ids[k.ID] = true
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 || k.SHA256 != strings.ToLower(k.SHA256) {
+			add(key+".sha256", "must be 64 lower-case hex digits, the SHA-256 of the key (see `mcpgate keys new`); never the key itself")
+		} else if other, ok := hashes[k.SHA256]; ok {
+			add(key+".sha256", "the same key is also configured for %q", other)
+		} else {
+			hashes[k.SHA256] = k.ID
+		}
+		for j, r := range k.Roles {
+			if !idPattern.MatchString(r) {
+				add(fmt.Sprintf("%s.roles[%d]", key, j), "%q is not a valid role name", r)
+			}
+		}
+	}
+}
+
+func (c *Config) validateUpstreams(add addFunc) {
+	if len(c.Upstreams) == 0 {
+		add("upstreams", "no upstream configured: mcpgate would have nothing to serve")
+		return
+	}
+	names := make([]string, 0, len(c.Upstreams))
+	for name := range c.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		u := c.Upstreams[name]
+		key := "upstreams." + name
+		if !namespacePattern.MatchString(name) {
+			add(key, "upstream name %q must be 1-32 characters of letters, digits, _ and -", name)
+		}
+		if u.Builtin == "" {
+			add(key+".builtin", "required: this version of mcpgate serves built-in upstreams only (\"demo\")")
+		} else if !builtins[u.Builtin] {
+			add(key+".builtin", "unknown built-in %q (known: demo)", u.Builtin)
+		}
+		if u.Namespace != nil && *u.Namespace != "" && !namespacePattern.MatchString(*u.Namespace) {
+			add(key+".namespace", "%q must be empty or 1-32 characters of letters, digits, _ and -", *u.Namespace)
+		}
+	}
+	// Until the upstream catalog lands, one endpoint serves one upstream, and
+	// it must be mounted without a prefix so names pass through unchanged.
+	if len(c.Upstreams) > 1 {
+		add("upstreams", "this version of mcpgate serves exactly one upstream")
+	}
+	for _, name := range names {
+		if u := c.Upstreams[name]; u.UpstreamNamespace(name) != "" {
+			add("upstreams."+name+".namespace", "must be \"\" in this version of mcpgate (names pass through unchanged)")
+		}
+	}
+}

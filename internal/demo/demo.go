@@ -1,0 +1,149 @@
+// Package demo is mcpgate's own demo MCP tool server. It serves a benchmark
+// tool (echo) next to the fixture surface the official MCP conformance suite
+// expects (tools, resources, templates, prompts and completions named
+// test_*/test://*), so the gateway can be exercised end to end without an
+// external upstream.
+//
+// One *mcp.Server serves both protocol eras at once. Every handler that needs
+// input from the client is written in the 2026-07-28 multi round-trip style
+// (it returns InputRequests, with a sealed requestState where it needs one);
+// the SDK's server middleware fulfils those requests over the legacy session
+// for 2025-11-25 clients and re-invokes the handler, so no handler ever sends
+// the client a request of its own.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+const (
+	serverName    = "mcpgate-demo"
+	serverTitle   = "mcpgate demo server"
+	serverVersion = "1.0.0"
+
+	serverInstructions = "Demo MCP server bundled with mcpgate. " +
+		"Call echo for a trivial round trip; the test_* tools, test:// resources " +
+		"and prompts form the MCP conformance fixture."
+
+	// watchedUpdateInterval is how often Run announces a change to
+	// watchedResourceURI; the conformance fixture documents three seconds.
+	watchedUpdateInterval = 3 * time.Second
+
+	// sdkLogLevel is the lowest level of the SDK's own log records that
+	// reaches the gateway log. The SDK logs every resource-updated
+	// notification at Info, which would flood the log every few seconds.
+	sdkLogLevel = slog.LevelWarn
+)
+
+// Demo owns the demo MCP server and the secrets and counters its handlers
+// share.
+type Demo struct {
+	server *mcp.Server
+	logger *slog.Logger
+	states *stateSealer
+
+	// updateInterval is how often Run announces a watched-resource change.
+	updateInterval time.Duration
+
+	// watchedRevision counts the updates Run has announced for the watched
+	// resource, so a re-read after a notification returns new content.
+	watchedRevision atomic.Int64
+}
+
+// New builds the demo server with every tool, resource, resource template,
+// prompt and the completion handler registered. A nil logger discards logs.
+func New(logger *slog.Logger) *Demo {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Demo{
+		logger:         logger,
+		states:         newStateSealer(time.Now),
+		updateInterval: watchedUpdateInterval,
+	}
+	d.server = mcp.NewServer(&mcp.Implementation{
+		Name:    serverName,
+		Title:   serverTitle,
+		Version: serverVersion,
+	}, &mcp.ServerOptions{
+		Instructions:       serverInstructions,
+		Logger:             slog.New(&minLevelHandler{Handler: logger.Handler(), min: sdkLogLevel}),
+		Capabilities:       serverCapabilities(),
+		CompletionHandler:  d.complete,
+		SubscribeHandler:   d.subscribe,
+		UnsubscribeHandler: d.unsubscribe,
+	})
+	d.registerTools()
+	d.registerResources()
+	d.registerPrompts()
+	return d
+}
+
+// Server returns the MCP server. The same instance may be served by several
+// transports (stateful and stateless streamable HTTP) at once.
+func (d *Demo) Server() *mcp.Server { return d.server }
+
+// Run does the server's background work until ctx is done: it announces a
+// change to the watched resource every few seconds, to sessions
+// subscribed through resources/subscribe (2025-11-25) or subscriptions/listen
+// (2026-07-28). It starts no goroutines of its own.
+func (d *Demo) Run(ctx context.Context) {
+	ticker := time.NewTicker(d.updateInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			d.announceWatchedUpdate(ctx)
+		}
+	}
+}
+
+// announceWatchedUpdate bumps the watched resource's revision and notifies
+// its subscribers.
+func (d *Demo) announceWatchedUpdate(ctx context.Context) {
+	d.watchedRevision.Add(1)
+	err := d.server.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: watchedResourceURI})
+	if err != nil && ctx.Err() == nil {
+		d.logger.Warn("demo: notify watched resource update", "err", fmt.Errorf("notify resource update: %w", err))
+	}
+}
+
+// serverCapabilities lists the capabilities the server advertises up front;
+// tools, prompts, resources (with subscribe) and completions are inferred by
+// the SDK from what New registers.
+func serverCapabilities() *mcp.ServerCapabilities {
+	return &mcp.ServerCapabilities{
+		// Legacy clients call logging/setLevel and expect log notifications
+		// from test_tool_with_logging.
+		//lint:ignore SA1019 logging is deprecated in 2026-07-28 but still required by 2025-11-25 clients.
+		Logging: &mcp.LoggingCapabilities{},
+	}
+}
+
+// minLevelHandler drops records below min before they reach the wrapped
+// handler. It keeps the SDK's chatty Info records out of the gateway log
+// without changing the level of the gateway's own logger.
+type minLevelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h *minLevelHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= h.min && h.Handler.Enabled(ctx, level)
+}
+
+func (h *minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h *minLevelHandler) WithGroup(name string) slog.Handler {
+	return &minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
+}

@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/strictjson"
+	"github.com/mcpgate/mcpgate/internal/transport"
+)
+
+// Authenticator decides who sent a request.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*authn.Principal, error)
+}
+
+// Era is an MCP protocol era; one endpoint serves both.
+type Era int
+
+const (
+	// Legacy is 2025-11-25 and earlier: initialize, Mcp-Session-Id, GET streams.
+	Legacy Era = iota
+	// Modern is 2026-07-28: stateless, per-request _meta.
+	Modern
+)
+
+func (e Era) String() string {
+	if e == Modern {
+		return "modern"
+	}
+	return "legacy"
+}
+
+// firstModernVersion is the first protocol revision of the modern era.
+// Revisions are dates, so string order is time order.
+const firstModernVersion = "2026-07-28"
+
+// ChooseEra decides which era serves a request. A request is modern when its
+// MCP-Protocol-Version header or its body's _meta names a modern revision, or
+// when it is server/discover (the modern era probe); everything else
+// (initialize, session traffic, GET and DELETE) is legacy. msg is nil for
+// requests without a body.
+func ChooseEra(header http.Header, msg *strictjson.Message) Era {
+	if v := header.Get("MCP-Protocol-Version"); v >= firstModernVersion {
+		return Modern
+	}
+	if msg != nil && (msg.ProtocolVersion != "" || msg.Method == "server/discover") {
+		return Modern
+	}
+	return Legacy
+}
+
+// front is the MCP endpoint: it authenticates, enforces the POST content
+// type and body cap, passes the body through the strict JSON gate, and hands
+// the request to the SDK handler of its era. Nothing reaches the SDK that did
+// not pass every check.
+type front struct {
+	auth           Authenticator
+	legacy, modern http.Handler
+	limits         strictjson.Limits
+	maxBody        int64
+	readTimeout    time.Duration
+	writeTimeout   time.Duration
+	streamTimeout  time.Duration
+	challenge      string // WWW-Authenticate value on 401
+	logger         *slog.Logger
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost, http.MethodGet, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		f.reject(w, r, nil, http.StatusMethodNotAllowed, transport.CodeInvalidRequest, "method not allowed: use POST, GET or DELETE")
+		return
+	}
+	p, err := f.auth.Authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", f.challenge)
+		f.reject(w, r, nil, http.StatusUnauthorized, transport.CodeInvalidRequest, "unauthorized: "+err.Error())
+		return
+	}
+	r = r.WithContext(authn.WithPrincipal(r.Context(), p))
+	rc := http.NewResponseController(w)
+
+	if r.Method != http.MethodPost {
+		// GET opens a legacy event stream, DELETE ends a legacy session.
+		rc.SetWriteDeadline(time.Now().Add(f.streamTimeout))
+		f.legacy.ServeHTTP(w, r)
+		return
+	}
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+		f.reject(w, r, p, http.StatusUnsupportedMediaType, transport.CodeInvalidRequest, "unsupported media type: POST bodies must be Content-Type: application/json")
+		return
+	}
+	body, status, err := f.readBody(w, r, rc)
+	if err != nil {
+		f.reject(w, r, p, status, transport.CodeInvalidRequest, err.Error())
+		return
+	}
+	msg, err := strictjson.ParseMessage(body, f.limits)
+	if err != nil {
+		code := transport.CodeParseError
+		var se *strictjson.Error
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		f.reject(w, r, p, http.StatusBadRequest, code, "invalid JSON-RPC message: "+clientReason(err))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
+	if ChooseEra(r.Header, msg) == Modern {
+		f.modern.ServeHTTP(w, r)
+		return
+	}
+	f.legacy.ServeHTTP(w, r)
+}
+
+// readBody reads the whole body under the size cap and the read timeout,
+// then lifts the read deadline: net/http's background read, which notices a
+// client that hangs up (cancellation), must not time out during a long call.
+func (f *front) readBody(w http.ResponseWriter, r *http.Request, rc *http.ResponseController) ([]byte, int, error) {
+	if r.ContentLength > f.maxBody {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body too large: the limit is %d bytes", f.maxBody)
+	}
+	rc.SetReadDeadline(time.Now().Add(f.readTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
+	rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body too large: the limit is %d bytes", f.maxBody)
+		}
+		return nil, http.StatusBadRequest, errors.New("could not read the request body")
+	}
+	return body, 0, nil
+}
+
+// clientReason is what a client learns of a strict JSON failure: the gate's
+// own reason, which names the problem and where, and nothing else.
+func clientReason(err error) string {
+	var se *strictjson.Error
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return "malformed"
+}
+
+func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principal, status, code int, message string) {
+	f.logger.Warn("request refused",
+		"status", status, "code", code, "reason", message,
+		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
+	transport.Reject(w, status, code, message)
+}

@@ -1,0 +1,167 @@
+// Package gateway is mcpgate's composition root: it builds every stage from
+// the config, wires them in order (transport, authn, strict JSON, protocol
+// front, upstream) and owns their lifetimes.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/demo"
+	"github.com/mcpgate/mcpgate/internal/strictjson"
+	"github.com/mcpgate/mcpgate/internal/transport"
+)
+
+// EndpointPath is where the MCP endpoint is served.
+const EndpointPath = "/mcp"
+
+// shutdownGrace bounds how long calls in flight may take to finish at stop.
+const shutdownGrace = 10 * time.Second
+
+// Gateway is one configured, runnable mcpgate.
+type Gateway struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	demo    *demo.Demo
+	handler http.Handler
+}
+
+// New builds a gateway from a validated config.
+func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
+	authenticator, err := newAuthenticator(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, logger: logger, demo: demo.New(logger.With("upstream", "demo"))}
+	server := g.demo.Server()
+	getServer := func(*http.Request) *mcp.Server { return server }
+	sdkLogger := logger.With("component", "mcp-sdk")
+	// Host and Origin are checked by our own guard in front, against the
+	// configured allowlist; the SDK's loopback-only check would refuse a
+	// configured name behind a proxy, so it is turned off here.
+	legacy := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		SessionTimeout:             cfg.Listen.SessionIdleTimeout,
+		DisableLocalhostProtection: true,
+		MaxRequestBodyBytes:        cfg.Listen.MaxBodyBytes,
+		Logger:                     sdkLogger,
+	})
+	modern := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Stateless:                    true,
+		PropagateRequestCancellation: true,
+		DisableLocalhostProtection:   true,
+		MaxRequestBodyBytes:          cfg.Listen.MaxBodyBytes,
+		Logger:                       sdkLogger,
+	})
+	limits := strictjson.DefaultLimits()
+	limits.MaxBytes = int(cfg.Listen.MaxBodyBytes)
+	limits.MaxDepth = cfg.Listen.MaxJSONDepth
+	f := &front{
+		auth:          authenticator,
+		legacy:        bindSessions(legacy, cfg.Auth.InsecureDisableAuth),
+		modern:        modern,
+		limits:        limits,
+		maxBody:       cfg.Listen.MaxBodyBytes,
+		readTimeout:   cfg.Listen.ReadTimeout,
+		writeTimeout:  cfg.Listen.WriteTimeout,
+		streamTimeout: cfg.Listen.StreamTimeout,
+		challenge:     `Bearer realm="mcpgate"`,
+		logger:        logger,
+	}
+	mux := http.NewServeMux()
+	mux.Handle(EndpointPath, f)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		transport.Reject(w, http.StatusNotFound, transport.CodeInvalidRequest, "not found: the MCP endpoint is "+EndpointPath)
+	})
+	g.handler = transport.NewHostGuard(cfg.Listen, false).Wrap(mux, logger)
+	return g, nil
+}
+
+func newAuthenticator(a config.Auth) (Authenticator, error) {
+	if a.InsecureDisableAuth {
+		return authn.Anonymous{}, nil
+	}
+	ids := make([]string, len(a.APIKeys))
+	digests := make([]string, len(a.APIKeys))
+	roles := make([][]string, len(a.APIKeys))
+	for i, k := range a.APIKeys {
+		ids[i], digests[i], roles[i] = k.ID, k.SHA256, k.Roles
+	}
+	return authn.NewAPIKeys(ids, digests, roles)
+}
+
+// bindSessions hands the authenticated principal to the SDK, which binds a
+// legacy session to the principal that created it and refuses (403) any
+// other principal presenting its id. The principal was established by the
+// front; this only translates it, so it never refuses anyone itself.
+func bindSessions(h http.Handler, authDisabled bool) http.Handler {
+	if authDisabled {
+		return h // one anonymous principal: nothing to bind to
+	}
+	verify := func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+		p := authn.PrincipalFrom(ctx)
+		if p == nil {
+			return nil, auth.ErrInvalidToken
+		}
+		return &auth.TokenInfo{UserID: p.SessionOwner()}, nil
+	}
+	return auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+}
+
+// Handler is the gateway's whole HTTP surface, for tests and embedding.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Listen binds the configured address.
+func (g *Gateway) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", g.cfg.Listen.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", g.cfg.Listen.Address, err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until ctx is done, then drains: it stops accepting,
+// lets calls in flight finish within a grace period, and stops background work.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	if g.cfg.Auth.InsecureDisableAuth {
+		g.logger.Warn("AUTHENTICATION IS DISABLED: any process on this machine can call every tool", "key", "auth.insecure_disable_auth", "address", ln.Addr().String())
+	}
+	srv := transport.NewServer(g.cfg.Listen, g.handler, g.logger)
+	bg, stopBackground := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { g.demo.Run(bg) })
+	defer func() {
+		stopBackground()
+		wg.Wait()
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	g.logger.Info("serving", "address", ln.Addr().String(), "endpoint", EndpointPath, "config", g.cfg.Source)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	g.logger.Info("shutting down", "grace", shutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		g.logger.Warn("shutdown grace period over, closing connections", "error", err)
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package transport
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+)
+
+func TestHostGuard(t *testing.T) {
+	loopback := NewHostGuard(config.Listen{Address: "127.0.0.1:8443"}, false)
+	public := NewHostGuard(config.Listen{
+		Address:        "0.0.0.0:8443",
+		AllowedHosts:   []string{"mcp.example.com", "other.example.com:9000"},
+		AllowedOrigins: []string{"https://app.example.com"},
+	}, true)
+	tests := []struct {
+		name         string
+		g            *HostGuard
+		host, origin string
+		ok           bool
+	}{
+		{"loopback name", loopback, "localhost:8443", "", true},
+		{"loopback v4", loopback, "127.0.0.1:8443", "", true},
+		{"loopback v6", loopback, "[::1]:8443", "", true},
+		{"loopback without port", loopback, "localhost", "", true},
+		{"rebinding name on loopback", loopback, "evil.example.com:8443", "", false},
+		{"rebinding name with its own origin", loopback, "evil.example.com", "http://evil.example.com", false},
+		{"empty host", loopback, "", "", false},
+		{"same origin", loopback, "localhost:8443", "http://localhost:8443", true},
+		{"same origin, other case", loopback, "LOCALHOST:8443", "http://localhost:8443", true},
+		{"cross origin", loopback, "localhost:8443", "http://evil.example.com", false},
+		{"https origin on a plaintext listener", loopback, "localhost:8443", "https://localhost:8443", false},
+		{"null origin", loopback, "localhost:8443", "null", false},
+		{"configured host", public, "mcp.example.com", "", true},
+		{"configured host any port", public, "mcp.example.com:443", "", true},
+		{"configured host:port", public, "other.example.com:9000", "", true},
+		{"configured host, other port", public, "other.example.com:9001", "", false},
+		{"loopback names not allowed when hosts configured", public, "localhost:8443", "", false},
+		{"allowed origin", public, "mcp.example.com", "https://app.example.com", true},
+		{"same origin with TLS", public, "mcp.example.com", "https://mcp.example.com", true},
+		{"unlisted origin", public, "mcp.example.com", "https://evil.example.com", false},
+		{"suffix trick", public, "mcp.example.com.evil.net", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.g.CheckHost(tt.host)
+			if err == nil {
+				err = tt.g.CheckOrigin(tt.origin, tt.host)
+			}
+			if (err == nil) != tt.ok {
+				t.Fatalf("host %q origin %q: err = %v, want ok=%v", tt.host, tt.origin, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestHostGuardWrapRejectsWith403(t *testing.T) {
+	g := NewHostGuard(config.Listen{Address: "127.0.0.1:8443"}, false)
+	reached := false
+	h := g.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }), slog.New(slog.DiscardHandler))
+	for _, tc := range []struct {
+		host    string
+		origins []string
+	}{
+		{"evil.example.com", nil},
+		{"localhost", []string{"http://evil.example.com"}},
+		{"localhost", []string{"http://localhost", "http://localhost"}},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+		r.Host = tc.host
+		for _, o := range tc.origins {
+			r.Header.Add("Origin", o)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden || reached {
+			t.Fatalf("host %q origins %v: status %d reached=%v, want 403 and not reached", tc.host, tc.origins, w.Code, reached)
+		}
+		var body struct {
+			ID    any `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		b, _ := io.ReadAll(w.Body)
+		if err := json.Unmarshal(b, &body); err != nil || body.Error.Code != CodeInvalidRequest || body.Error.Message == "" || body.ID != nil {
+			t.Fatalf("body %s is not a JSON-RPC error with a null id", b)
+		}
+	}
+}
