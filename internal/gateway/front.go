@@ -133,14 +133,17 @@ func (f *front) readBody(w http.ResponseWriter, r *http.Request, rc *http.Respon
 	}
 	rc.SetReadDeadline(time.Now().Add(f.readTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
-	rc.SetReadDeadline(time.Time{})
 	if err != nil {
+		// The deadline stays: net/http would otherwise wait to drain the
+		// rest of a trickled body before answering. The connection is done.
+		w.Header().Set("Connection", "close")
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body too large: the limit is %d bytes", f.maxBody)
 		}
-		return nil, http.StatusBadRequest, errors.New("could not read the request body")
+		return nil, http.StatusBadRequest, errors.New("could not read the request body within the read timeout")
 	}
+	rc.SetReadDeadline(time.Time{})
 	return body, 0, nil
 }
 

@@ -33,7 +33,7 @@ type testGateway struct {
 	reached    []string
 }
 
-func newTestGateway(t *testing.T, edit func(*config.Config)) *testGateway {
+func newTestGateway(t testing.TB, edit func(*config.Config)) *testGateway {
 	t.Helper()
 	keyA, digestA := authn.NewKey()
 	keyB, digestB := authn.NewKey()
@@ -378,4 +378,34 @@ func mustParse(t *testing.T, body string) *strictjson.Message {
 		t.Fatalf("ParseMessage(%s): %v", body, err)
 	}
 	return m
+}
+
+// FuzzFront sends arbitrary bodies through the whole front. Properties: no
+// panic, no 5xx, and a body the strict gate refuses never reaches the server.
+func FuzzFront(f *testing.F) {
+	f.Add(modernBody(1, "tools/list", ""), true)
+	f.Add(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"f","version":"0"}}}`, false)
+	f.Add(`{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"x"}`, true)
+	f.Add(`[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]`, false)
+	tg := newTestGateway(f, nil)
+	f.Fuzz(func(t *testing.T, body string, modern bool) {
+		before := len(tg.reachedMethods())
+		r := httptest.NewRequest(http.MethodPost, "http://localhost"+EndpointPath, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		r.Header.Set("Authorization", "Bearer "+tg.keyA)
+		if modern {
+			modernHeaders("tools/list", "")(r)
+		}
+		w := httptest.NewRecorder()
+		tg.Handler().ServeHTTP(w, r)
+		if w.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
+		}
+		if _, err := strictjson.ParseMessage([]byte(body), strictjson.DefaultLimits()); err != nil {
+			if after := len(tg.reachedMethods()); after != before {
+				t.Fatalf("a body the gate refuses reached the server: %q", body)
+			}
+		}
+	})
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -93,4 +95,31 @@ func TestHostGuardWrapRejectsWith403(t *testing.T) {
 			t.Fatalf("body %s is not a JSON-RPC error with a null id", b)
 		}
 	}
+}
+
+// FuzzHostGuard checks the property that matters: on a loopback listener
+// with no configured hosts, only loopback names ever pass, whatever the
+// Host header looks like.
+func FuzzHostGuard(f *testing.F) {
+	for _, s := range []string{"localhost:1", "[::1]:1", "127.0.0.1", "evil.com", "localhost.evil.com", "LOCALHOST", "[::1]", "::1", "localhost:"} {
+		f.Add(s, "")
+	}
+	f.Add("localhost:1", "http://localhost:1")
+	g := NewHostGuard(config.Listen{Address: "127.0.0.1:1"}, false)
+	f.Fuzz(func(t *testing.T, host, origin string) {
+		if g.CheckHost(host) != nil {
+			return
+		}
+		name := strings.ToLower(host)
+		if h, _, err := net.SplitHostPort(name); err == nil {
+			name = h
+		}
+		name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+		if name != "localhost" && name != "127.0.0.1" && name != "::1" {
+			t.Fatalf("CheckHost accepted %q", host)
+		}
+		if origin != "" && g.CheckOrigin(origin, host) == nil && !strings.EqualFold(origin, "http://"+host) {
+			t.Fatalf("CheckOrigin accepted %q for host %q", origin, host)
+		}
+	})
 }

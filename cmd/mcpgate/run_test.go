@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb strings.Builder
+	code = run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheck(t *testing.T) {
+	code, out, _ := runCLI(t, "check", "--config", "../../examples/minimal.yaml")
+	if code != exitOK || !strings.Contains(out, "ok") {
+		t.Fatalf("check minimal.yaml: code %d, out %q", code, out)
+	}
+	code, out, _ = runCLI(t, "check", "--config", "../../examples/conformance.yaml")
+	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "auth.insecure_disable_auth") {
+		t.Fatalf("check conformance.yaml: code %d, out %q; want ok with a warning", code, out)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("listen:\n  adress: 1.2.3.4:1\nauth: {}\nupstreams:\n  demo: {builtin: demo}\n"), 0o600)
+	code, out, errOut := runCLI(t, "check", "--config", bad)
+	if code != exitError {
+		t.Fatalf("check bad.yaml: code %d, want %d", code, exitError)
+	}
+	if !strings.Contains(out, bad+`:2: listen.adress: unknown key (did you mean "address"?)`) || !strings.Contains(errOut, "1 error") {
+		t.Fatalf("check bad.yaml output:\n%s\n%s", out, errOut)
+	}
+
+	if code, _, _ := runCLI(t, "check"); code != exitUsage {
+		t.Fatalf("check without --config: code %d, want %d", code, exitUsage)
+	}
+	if code, _, errOut := runCLI(t, "check", "--config", filepath.Join(t.TempDir(), "missing.yaml")); code != exitError || !strings.Contains(errOut, "open config") {
+		t.Fatalf("check missing file: code %d, %q", code, errOut)
+	}
+}
+
+func TestKeysNew(t *testing.T) {
+	code, out, _ := runCLI(t, "keys", "new", "--id", "ci-bot")
+	if code != exitOK {
+		t.Fatalf("code %d", code)
+	}
+	key := regexp.MustCompile(`mgk_[A-Za-z0-9_-]{43}`).FindString(out)
+	line := regexp.MustCompile(`- \{id: ci-bot, sha256: "[0-9a-f]{64}", roles: \[\]\}`).FindString(out)
+	if key == "" || line == "" {
+		t.Fatalf("output lacks a key or a config line:\n%s", out)
+	}
+	// The printed line must be accepted by mcpgate as it stands.
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte("auth:\n  api_keys:\n    "+line+"\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"), 0o600)
+	if code, out, errOut := runCLI(t, "check", "--config", cfg); code != exitOK {
+		t.Fatalf("config with the printed line: %s %s", out, errOut)
+	}
+	if code, _, _ := runCLI(t, "keys", "new", "--id", "bad id"); code != exitUsage {
+		t.Fatalf("bad --id: code %d, want usage error", code)
+	}
+	if code, _, _ := runCLI(t, "keys"); code != exitUsage {
+		t.Fatalf("keys without new: code %d, want usage error", code)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, errOut := runCLI(t); code != exitUsage || !strings.Contains(errOut, "usage") {
+		t.Fatalf("no args: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "frobnicate"); code != exitUsage || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errOut)
+	}
+	if code, out, _ := runCLI(t, "version"); code != exitOK || !strings.HasPrefix(out, "mcpgate ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, _, _ := runCLI(t, "serve", "--no-such-flag"); code != exitUsage {
+		t.Fatalf("bad flag: code %d", code)
+	}
+}
+
+// TestServeEmbeddedDefault is the README's first command: with no config it
+// serves the demo server behind a key generated for the run, printed once.
+func TestServeEmbeddedDefault(t *testing.T) {
+	t.Chdir(t.TempDir()) // no ./mcpgate.yaml here
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0"}, strings.NewReader(""), pw, &stderr)
+		pw.Close()
+	}()
+	var url, key string
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && (url == "" || key == "") {
+		line := strings.TrimSpace(sc.Text())
+		if v, ok := strings.CutPrefix(line, "MCP endpoint:"); ok {
+			url = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "API key:"); ok {
+			key = strings.TrimSpace(v)
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url == "" || key == "" {
+		t.Fatalf("serve did not print the endpoint and key; stderr:\n%s", stderr.String())
+	}
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, "/mcp") {
+		t.Fatalf("endpoint %q is not loopback /mcp", url)
+	}
+	call := func(k string) int {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", "tools/list")
+		if k != "" {
+			req.Header.Set("Authorization", "Bearer "+k)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := call(key); got != http.StatusOK {
+		t.Fatalf("call with the printed key: status %d", got)
+	}
+	if got := call(""); got != http.StatusUnauthorized {
+		t.Fatalf("call without a key: status %d, want 401", got)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("serve exited %d; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+	}
+	if strings.Contains(stderr.String(), key) {
+		t.Fatal("the generated key appeared in the log")
+	}
+}
