@@ -32,6 +32,7 @@ usage:
   mcpgate serve [--config FILE] [--listen ADDR]   serve MCP on /mcp (no config and no ./mcpgate.yaml: the embedded default)
   mcpgate check --config FILE                     validate a config; exit non-zero on errors
   mcpgate keys new [--id NAME]                    print a new API key and the config line that accepts it
+  mcpgate audit keygen|verify ...                 make an audit signing key pair; verify an audit log (FILE --key PUBFILE)
   mcpgate version                                 print the version
 `
 
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = check(args[1:], stdout, stderr)
 	case "keys":
 		err = keys(args[1:], stdout, stderr)
+	case "audit":
+		err = auditCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mcpgate", version())
 	case "help", "-h", "--help":
@@ -128,8 +131,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if fp := g.TLSFingerprint(); fp != "" {
+		printFingerprint(stdout, g.EndpointURL(ln), fp)
+	}
 	if generatedKey != "" {
-		printConnectHelp(stdout, "http://"+ln.Addr().String()+gateway.EndpointPath, generatedKey)
+		printConnectHelp(stdout, g.EndpointURL(ln), generatedKey)
 	}
 	return g.Serve(ctx, ln)
 }
@@ -163,6 +169,19 @@ func loadServeConfig(path, listen string) (cfg *config.Config, generatedKey stri
 		return nil, "", ps
 	}
 	return cfg, generatedKey, nil
+}
+
+// printFingerprint shows the self-signed certificate's fingerprint once, on
+// stdout: no CA vouches for the certificate, so this is how a client knows it
+// reached this mcpgate and not an impostor.
+func printFingerprint(w io.Writer, url, fingerprint string) {
+	fmt.Fprintf(w, `mcpgate is serving TLS with a self-signed certificate made for this run.
+
+  MCP endpoint:         %s
+  SHA-256 fingerprint:  %s
+                        (pin it in the client, or compare it with what the client reports)
+
+`, url, fingerprint)
 }
 
 func printConnectHelp(w io.Writer, url, key string) {
@@ -203,6 +222,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Auth.InsecureDisableAuth {
 		fmt.Fprintf(stdout, "warning: %s: auth.insecure_disable_auth: authentication is disabled; any local process can call every tool\n", *configPath)
+	}
+	if cfg.Listen.InsecurePlaintext && !config.IsLoopbackAddress(cfg.Listen.Address) {
+		fmt.Fprintf(stdout, "warning: %s: listen.insecure_plaintext: serving plaintext on a non-loopback address; only safe behind a TLS-terminating proxy\n", *configPath)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 	return nil

@@ -52,6 +52,28 @@ type Listen struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// SessionIdleTimeout closes legacy-era sessions idle for this long.
 	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	// TLS turns on TLS for the listener; nil means plaintext. A pointer so
+	// that `tls: {}` is seen (and refused) rather than read as "no TLS".
+	TLS *TLS `yaml:"tls"`
+	// InsecurePlaintext allows a non-loopback address without TLS, for a
+	// listener behind a TLS-terminating proxy. Loudly named on purpose, and
+	// warned about at every start.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
+}
+
+// TLS configures TLS on the listener: a certificate and key read from disk
+// (and re-read when they change), or a self-signed certificate made at start.
+type TLS struct {
+	// Cert and Key are PEM files; relative paths are relative to the config
+	// file's directory.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ClientCA is a PEM file of CA certificates; when set, every client must
+	// present a certificate signed by one of them (mTLS).
+	ClientCA string `yaml:"client_ca"`
+	// SelfSigned makes an in-memory certificate for local use; its
+	// fingerprint is printed at start so a client can pin it.
+	SelfSigned bool `yaml:"self_signed"`
 }
 
 // Auth configures how callers authenticate.

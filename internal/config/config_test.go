@@ -120,6 +120,46 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"upstreams: no upstream configured"},
 		},
 		{
+			name: "non-loopback address without TLS",
+			yaml: "listen: {address: \"10.0.0.1:8443\", allowed_hosts: [x]}\n" + tail(),
+			want: []string{"f.yaml:1: listen.tls: required on a non-loopback address", "listen.insecure_plaintext: true"},
+		},
+		{
+			name: "TLS and insecure_plaintext together",
+			yaml: "listen:\n  address: 10.0.0.1:8443\n  allowed_hosts: [x]\n  tls: {self_signed: true}\n  insecure_plaintext: true\n" + tail(),
+			want: []string{"f.yaml:5: listen.insecure_plaintext: is set together with listen.tls"},
+		},
+		{
+			name: "empty tls section",
+			yaml: "listen:\n  tls: {}\n" + tail(),
+			want: []string{"f.yaml:2: listen.tls: set cert and key, or self_signed: true"},
+		},
+		{
+			name: "client_ca alone",
+			yaml: "listen:\n  tls: {client_ca: ca.pem}\n" + tail(),
+			want: []string{"listen.tls: set cert and key, or self_signed: true"},
+		},
+		{
+			name: "self_signed with files",
+			yaml: "listen:\n  tls:\n    self_signed: true\n    cert: c.pem\n    key: k.pem\n" + tail(),
+			want: []string{"f.yaml:3: listen.tls.self_signed: is set together with listen.tls.cert/key"},
+		},
+		{
+			name: "cert without key",
+			yaml: "listen:\n  tls:\n    cert: c.pem\n" + tail(),
+			want: []string{"f.yaml:2: listen.tls.key: required together with listen.tls.cert"},
+		},
+		{
+			name: "unreadable TLS files",
+			yaml: "listen:\n  tls:\n    cert: /nonexistent/c.pem\n    key: /nonexistent/k.pem\n    client_ca: /\n" + tail(),
+			want: []string{"f.yaml:3: listen.tls.cert: cannot read", "f.yaml:4: listen.tls.key: cannot read", "f.yaml:5: listen.tls.client_ca: / is not a regular file"},
+		},
+		{
+			name: "misspelt TLS key",
+			yaml: "listen:\n  tls: {self_sigend: true}\n" + tail(),
+			want: []string{`listen.tls.self_sigend: unknown key (did you mean "self_signed"?)`},
+		},
+		{
 			name: "two documents",
 			yaml: tail() + "---\n" + tail(),
 			want: []string{"more than one YAML document"},
@@ -160,6 +200,47 @@ func TestLoadExamples(t *testing.T) {
 				t.Errorf("example does not load:\n%v", err)
 			}
 		})
+	}
+}
+
+func TestTLSAccepted(t *testing.T) {
+	const keyedTail = "auth:\n  api_keys:\n    - {id: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n" +
+		"upstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"
+	for name, yaml := range map[string]string{
+		"self-signed on loopback":              "listen: {tls: {self_signed: true}}\n",
+		"self-signed beyond loopback":          "listen: {address: \"10.0.0.1:8443\", allowed_hosts: [x], tls: {self_signed: true}}\n",
+		"plaintext beyond loopback, asked for": "listen: {address: \"10.0.0.1:8443\", allowed_hosts: [x], insecure_plaintext: true}\n",
+	} {
+		if _, err := Parse("f.yaml", []byte(yaml+keyedTail)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestTLSPathsRelativeToConfig: relative paths name files beside the config,
+// whatever the working directory.
+func TestTLSPathsRelativeToConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"cert.pem", "key.pem", "ca.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "c.yaml")
+	yaml := "listen:\n  tls: {cert: cert.pem, key: key.pem, client_ca: ca.pem}\n" + tail()
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Listen.TLS.Cert; got != filepath.Join(dir, "cert.pem") {
+		t.Fatalf("cert = %q, want it beside the config", got)
+	}
+	if got := cfg.Listen.TLS.ClientCA; got != filepath.Join(dir, "ca.pem") {
+		t.Fatalf("client_ca = %q, want it beside the config", got)
 	}
 }
 

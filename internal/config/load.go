@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -78,6 +79,7 @@ func Parse(source string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	cfg.ApplyDefaults()
+	cfg.resolvePaths(filepath.Dir(source))
 	if ps := cfg.Validate(); len(ps) > 0 {
 		for i := range ps {
 			ps[i].Source = source
@@ -86,6 +88,20 @@ func Parse(source string, data []byte) (*Config, error) {
 		return nil, ps
 	}
 	return cfg, nil
+}
+
+// resolvePaths makes relative file paths relative to dir, the config file's
+// directory, so a config means the same files whatever the working directory.
+func (c *Config) resolvePaths(dir string) {
+	t := c.Listen.TLS
+	if t == nil {
+		return
+	}
+	for _, p := range []*string{&t.Cert, &t.Key, &t.ClientCA} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
 }
 
 // lineOf finds the line of a key path, or of its nearest ancestor present in

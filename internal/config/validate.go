@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -85,6 +86,60 @@ func (c *Config) validateListen(add addFunc) {
 	if l.MaxJSONDepth > 1000 {
 		add("listen.max_json_depth", "must be at most 1000")
 	}
+	switch {
+	case l.TLS != nil && l.InsecurePlaintext:
+		add("listen.insecure_plaintext", "is set together with listen.tls; remove one")
+	case l.TLS == nil && !l.InsecurePlaintext && !loopback:
+		add("listen.tls", "required on a non-loopback address: configure listen.tls (cert and key), "+
+			"or set listen.insecure_plaintext: true if a TLS-terminating proxy is in front")
+	}
+	if l.TLS != nil {
+		validateTLS(*l.TLS, add)
+	}
+}
+
+// validateTLS checks the shape of listen.tls and that the files it names can
+// be opened, so `mcpgate check` catches a wrong path; their contents are
+// parsed when the gateway is built.
+func validateTLS(t TLS, add addFunc) {
+	files := t.Cert != "" || t.Key != ""
+	switch {
+	case t.SelfSigned && files:
+		add("listen.tls.self_signed", "is set together with listen.tls.cert/key; remove one")
+	case !t.SelfSigned && !files:
+		add("listen.tls", "set cert and key, or self_signed: true")
+	case files && t.Cert == "":
+		add("listen.tls.cert", "required together with listen.tls.key")
+	case files && t.Key == "":
+		add("listen.tls.key", "required together with listen.tls.cert")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"listen.tls.cert", t.Cert}, {"listen.tls.key", t.Key}, {"listen.tls.client_ca", t.ClientCA},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if err := checkReadable(f.path); err != nil {
+			add(f.key, "%v", err)
+		}
+	}
+}
+
+// checkReadable reports whether path is a regular file this process can open.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot read: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
 }
 
 // checkOrigin accepts exactly what browsers send: scheme://host[:port].

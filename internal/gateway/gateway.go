@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ type Gateway struct {
 	logger  *slog.Logger
 	demo    *demo.Demo
 	handler http.Handler
+	tls     *transport.ServerTLS // nil: plaintext
 }
 
 // New builds a gateway from a validated config.
@@ -43,7 +45,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, logger: logger, demo: demo.New(logger.With("upstream", "demo"))}
+	g := &Gateway{cfg: cfg, logger: logger}
+	if cfg.Listen.TLS != nil {
+		if g.tls, err = transport.NewServerTLS(*cfg.Listen.TLS, cfg.Listen.AllowedHosts, logger.With("component", "tls")); err != nil {
+			return nil, fmt.Errorf("configure TLS: %w", err)
+		}
+	}
+	g.demo = demo.New(logger.With("upstream", "demo"))
 	server := g.demo.Server()
 	getServer := func(*http.Request) *mcp.Server { return server }
 	sdkLogger := logger.With("component", "mcp-sdk")
@@ -83,7 +91,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		transport.Reject(w, http.StatusNotFound, transport.CodeInvalidRequest, "not found: the MCP endpoint is "+EndpointPath)
 	})
-	g.handler = transport.NewHostGuard(cfg.Listen, false).Wrap(mux, logger)
+	// With TLS on, a page's own origin is https://, so that is what the
+	// guard accepts as same-origin.
+	g.handler = transport.NewHostGuard(cfg.Listen, g.tls != nil).Wrap(mux, logger)
 	return g, nil
 }
 
@@ -121,6 +131,24 @@ func bindSessions(h http.Handler, authDisabled bool) http.Handler {
 // Handler is the gateway's whole HTTP surface, for tests and embedding.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
+// TLSFingerprint is the SHA-256 fingerprint of the self-signed certificate,
+// for the operator to pin; empty unless listen.tls.self_signed is set.
+func (g *Gateway) TLSFingerprint() string {
+	if g.tls == nil {
+		return ""
+	}
+	return g.tls.Fingerprint
+}
+
+// EndpointURL is the MCP endpoint's URL on ln: https:// when TLS is on.
+func (g *Gateway) EndpointURL(ln net.Listener) string {
+	scheme := "http://"
+	if g.tls != nil {
+		scheme = "https://"
+	}
+	return scheme + ln.Addr().String() + EndpointPath
+}
+
 // Listen binds the configured address.
 func (g *Gateway) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", g.cfg.Listen.Address)
@@ -136,6 +164,14 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	if g.cfg.Auth.InsecureDisableAuth {
 		g.logger.Warn("AUTHENTICATION IS DISABLED: any process on this machine can call every tool", "key", "auth.insecure_disable_auth", "address", ln.Addr().String())
 	}
+	if g.tls == nil && !config.IsLoopbackAddress(g.cfg.Listen.Address) {
+		g.logger.Warn("SERVING PLAINTEXT ON A NON-LOOPBACK ADDRESS: API keys and tool traffic cross the network unencrypted unless a TLS-terminating proxy is in front",
+			"key", "listen.insecure_plaintext", "address", ln.Addr().String())
+	}
+	url := g.EndpointURL(ln)
+	if g.tls != nil {
+		ln = tls.NewListener(ln, g.tls.Config)
+	}
 	srv := transport.NewServer(g.cfg.Listen, g.handler, g.logger)
 	bg, stopBackground := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -147,7 +183,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	g.logger.Info("serving", "address", ln.Addr().String(), "endpoint", EndpointPath, "config", g.cfg.Source)
+	g.logger.Info("serving", "address", ln.Addr().String(), "endpoint", url, "tls", g.tls != nil, "config", g.cfg.Source)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

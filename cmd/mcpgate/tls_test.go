@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeSelfSignedPrintsFingerprint: with listen.tls.self_signed, serve
+// prints the https endpoint and the fingerprint of the certificate it then
+// actually serves.
+func TestServeSelfSignedPrintsFingerprint(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "tls.yaml")
+	os.WriteFile(cfg, []byte("listen:\n  address: 127.0.0.1:0\n  tls: {self_signed: true}\n"+
+		"auth:\n  api_keys:\n    - {id: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n"+
+		"upstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg}, strings.NewReader(""), pw, &stderr)
+		pw.Close()
+	}()
+	var url, fingerprint string
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && (url == "" || fingerprint == "") {
+		line := strings.TrimSpace(sc.Text())
+		if v, ok := strings.CutPrefix(line, "MCP endpoint:"); ok {
+			url = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "SHA-256 fingerprint:"); ok {
+			fingerprint = strings.TrimSpace(v)
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url == "" || fingerprint == "" {
+		t.Fatalf("serve did not print the endpoint and fingerprint; stderr:\n%s", stderr.String())
+	}
+	host, ok := strings.CutPrefix(url, "https://")
+	if !ok || !strings.HasSuffix(host, "/mcp") {
+		t.Fatalf("endpoint %q is not https://.../mcp", url)
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 30 * time.Second}, Config: &tls.Config{InsecureSkipVerify: true}} // checked by fingerprint below
+	c, err := d.Dial("tcp", strings.TrimSuffix(host, "/mcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(c.(*tls.Conn).ConnectionState().PeerCertificates[0].Raw)
+	c.Close()
+	if got := strings.ReplaceAll(fmt.Sprintf("% X", sum[:]), " ", ":"); got != fingerprint {
+		t.Fatalf("served certificate %s, printed fingerprint %s", got, fingerprint)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("serve exited %d; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+	}
+}
+
+func TestCheckWarnsAboutPlaintext(t *testing.T) {
+	code, out, _ := runCLI(t, "check", "--config", "../../examples/public.yaml")
+	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "listen.insecure_plaintext") {
+		t.Fatalf("check public.yaml: code %d, out %q; want ok with a warning", code, out)
+	}
+	code, out, _ = runCLI(t, "check", "--config", "../../examples/tls.yaml")
+	if code != exitOK || strings.Contains(out, "warning:") {
+		t.Fatalf("check tls.yaml: code %d, out %q; want ok without warnings", code, out)
+	}
+}
