@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +10,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -135,7 +139,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printFingerprint(stdout, g.EndpointURL(ln), fp)
 	}
 	if generatedKey != "" {
-		printConnectHelp(stdout, g.EndpointURL(ln), generatedKey)
+		printConnectHelp(stdout, g.EndpointURL(ln), generatedKey, cfg.Audit.Path)
 	}
 	return g.Serve(ctx, ln)
 }
@@ -156,6 +160,9 @@ func loadServeConfig(path, listen string) (cfg *config.Config, generatedKey stri
 		key, digest := authn.NewKey()
 		cfg.Auth.APIKeys = []config.APIKey{{ID: "default", SHA256: digest, Roles: []string{"admin"}}}
 		generatedKey = key
+		if cfg.Audit.Path, cfg.Audit.SigningKey, err = defaultAudit(); err != nil {
+			return nil, "", err
+		}
 	} else if cfg, err = config.Load(path); err != nil {
 		return nil, "", err
 	}
@@ -184,12 +191,47 @@ func printFingerprint(w io.Writer, url, fingerprint string) {
 `, url, fingerprint)
 }
 
-func printConnectHelp(w io.Writer, url, key string) {
+// defaultAudit prepares the embedded default's audit log in the state
+// directory ($XDG_STATE_HOME/mcpgate, else ~/.local/state/mcpgate), making
+// its signing key on first use. If that fails, serve fails: the default
+// never serves unaudited.
+func defaultAudit() (logPath, keyPath string, err error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", "", fmt.Errorf("find state directory for the audit log: %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	dir = filepath.Join(dir, "mcpgate")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("create state directory: %w", err)
+	}
+	logPath, keyPath = filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "audit.key")
+	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		skey, vkey, err := note.GenerateKey(rand.Reader, "mcpgate-audit")
+		if err != nil {
+			return "", "", fmt.Errorf("generate audit signing key: %w", err)
+		}
+		if err := writeNew(keyPath, skey+"\n", 0o600); err != nil {
+			return "", "", err
+		}
+		if err := writeNew(filepath.Join(dir, "audit.pub"), vkey+"\n", 0o644); err != nil {
+			return "", "", err
+		}
+	}
+	return logPath, keyPath, nil
+}
+
+func printConnectHelp(w io.Writer, url, key, auditPath string) {
 	fmt.Fprintf(w, `mcpgate is serving its built-in demo MCP server (embedded default config).
 
   MCP endpoint:  %s
   API key:       %s
                  (generated for this run and shown only here; send it as "Authorization: Bearer <key>")
+  Audit log:     %s
+                 (verify: mcpgate audit verify %s --key %s)
 
 Try it:
   curl -s %s -H 'Authorization: Bearer %s' \
@@ -197,7 +239,7 @@ Try it:
     -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/list' \
     -d '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 
-`, url, key, url, key)
+`, url, key, auditPath, auditPath, filepath.Join(filepath.Dir(auditPath), "audit.pub"), url, key)
 }
 
 func check(args []string, stdout, stderr io.Writer) error {
@@ -225,6 +267,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Listen.InsecurePlaintext && !config.IsLoopbackAddress(cfg.Listen.Address) {
 		fmt.Fprintf(stdout, "warning: %s: listen.insecure_plaintext: serving plaintext on a non-loopback address; only safe behind a TLS-terminating proxy\n", *configPath)
+	}
+	if cfg.Audit.Path == "" {
+		fmt.Fprintf(stdout, "warning: %s: audit.path: the audit log is off; calls are not recorded\n", *configPath)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 	return nil

@@ -91,6 +91,8 @@ func TestUsage(t *testing.T) {
 // serves the demo server behind a key generated for the run, printed once.
 func TestServeEmbeddedDefault(t *testing.T) {
 	t.Chdir(t.TempDir()) // no ./mcpgate.yaml here
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -152,5 +154,25 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), key) {
 		t.Fatal("the generated key appeared in the log")
+	}
+
+	// Both calls, the allowed one and the refused one, are in the audit log,
+	// which verifies against the key pair made on first use.
+	logPath := filepath.Join(state, "mcpgate", "audit.jsonl")
+	code, out, errOut := runCLI(t, "audit", "verify", logPath, "--key", filepath.Join(state, "mcpgate", "audit.pub"))
+	if code != exitOK || !strings.HasPrefix(out, "ok:") {
+		t.Fatalf("audit verify: code %d: %s %s", code, out, errOut)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"method":"tools/list","decision":"allow"`, `"decision":"deny","reason":"unauthorized: no credentials`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("audit log lacks %s:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), key) {
+		t.Fatal("the API key appeared in the audit log")
 	}
 }

@@ -18,6 +18,7 @@ type Config struct {
 	Listen    Listen              `yaml:"listen"`
 	Auth      Auth                `yaml:"auth"`
 	Upstreams map[string]Upstream `yaml:"upstreams"`
+	Audit     Audit               `yaml:"audit"`
 
 	// Source names where the config came from ("embedded default" or a path);
 	// it is not a YAML key.
@@ -101,6 +102,19 @@ type Upstream struct {
 	Namespace *string `yaml:"namespace"`
 }
 
+// Audit configures the tamper-evident audit log.
+type Audit struct {
+	// Path is the log file (JSON Lines). Empty turns auditing off, which is
+	// warned about at every start and by `mcpgate check`.
+	Path string `yaml:"path"`
+	// SigningKey is the file holding the checkpoint signing key, as written
+	// by `mcpgate audit keygen`. Required with Path.
+	SigningKey string `yaml:"signing_key"`
+	// CheckpointInterval is how often a signed checkpoint is written while
+	// records arrive (one is always written at shutdown).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
 // Default values. They are exported so that docs and tests name one source.
 const (
 	DefaultAddress            = "127.0.0.1:8443"
@@ -113,6 +127,7 @@ const (
 	DefaultStreamTimeout      = time.Hour
 	DefaultIdleTimeout        = 2 * time.Minute
 	DefaultSessionIdleTimeout = 30 * time.Minute
+	DefaultCheckpointInterval = time.Minute
 )
 
 // ApplyDefaults fills every zero-valued setting with its default.
@@ -128,6 +143,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&l.StreamTimeout, DefaultStreamTimeout)
 	setDefault(&l.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&l.SessionIdleTimeout, DefaultSessionIdleTimeout)
+	setDefault(&c.Audit.CheckpointInterval, DefaultCheckpointInterval)
 }
 
 func setDefault[T comparable](field *T, value T) {

@@ -93,11 +93,11 @@ func Parse(source string, data []byte) (*Config, error) {
 // resolvePaths makes relative file paths relative to dir, the config file's
 // directory, so a config means the same files whatever the working directory.
 func (c *Config) resolvePaths(dir string) {
-	t := c.Listen.TLS
-	if t == nil {
-		return
+	paths := []*string{&c.Audit.Path, &c.Audit.SigningKey}
+	if t := c.Listen.TLS; t != nil {
+		paths = append(paths, &t.Cert, &t.Key, &t.ClientCA)
 	}
-	for _, p := range []*string{&t.Cert, &t.Key, &t.ClientCA} {
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -35,6 +35,7 @@ func (c *Config) Validate() Problems {
 	c.validateListen(add)
 	c.validateAuth(add)
 	c.validateUpstreams(add)
+	c.validateAudit(add)
 	return ps
 }
 
@@ -223,5 +224,18 @@ func (c *Config) validateUpstreams(add addFunc) {
 		if u := c.Upstreams[name]; u.UpstreamNamespace(name) != "" {
 			add("upstreams."+name+".namespace", "must be \"\" in this version of mcpgate (names pass through unchanged)")
 		}
+	}
+}
+
+func (c *Config) validateAudit(add addFunc) {
+	a := c.Audit
+	switch {
+	case a.Path == "" && a.SigningKey != "":
+		add("audit.path", "required with audit.signing_key")
+	case a.Path != "" && a.SigningKey == "":
+		add("audit.signing_key", "required with audit.path: checkpoints must be signed (see `mcpgate audit keygen`)")
+	}
+	if a.CheckpointInterval <= 0 {
+		add("audit.checkpoint_interval", "must be positive")
 	}
 }

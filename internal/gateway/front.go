@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/transport"
@@ -18,6 +20,12 @@ import (
 // Authenticator decides who sent a request.
 type Authenticator interface {
 	Authenticate(r *http.Request) (*authn.Principal, error)
+}
+
+// Auditor records the gateway's decisions durably. When a record cannot be
+// written the call is refused: no call goes unaudited.
+type Auditor interface {
+	Append(ctx context.Context, ev audit.Event) error
 }
 
 // Era is an MCP protocol era; one endpoint serves both.
@@ -68,7 +76,8 @@ type front struct {
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
 	streamTimeout  time.Duration
-	challenge      string // WWW-Authenticate value on 401
+	challenge      string  // WWW-Authenticate value on 401
+	audit          Auditor // nil: auditing is off (warned at start)
 	logger         *slog.Logger
 }
 
@@ -91,6 +100,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.Method != http.MethodPost {
 		// GET opens a legacy event stream, DELETE ends a legacy session.
+		if !f.allow(w, r, p, f.event(r, p, nil, 0)) {
+			return
+		}
 		rc.SetWriteDeadline(time.Now().Add(f.streamTimeout))
 		f.legacy.ServeHTTP(w, r)
 		return
@@ -112,6 +124,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = se.Code
 		}
 		f.reject(w, r, p, http.StatusBadRequest, code, "invalid JSON-RPC message: "+clientReason(err))
+		return
+	}
+	if !f.allow(w, r, p, f.event(r, p, msg, len(body))) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -157,9 +172,65 @@ func clientReason(err error) string {
 	return "malformed"
 }
 
+// event describes a request for the audit log. msg is nil when there is no
+// body (GET, DELETE) or it was not parsed.
+func (f *front) event(r *http.Request, p *authn.Principal, msg *strictjson.Message, bodyBytes int) audit.Event {
+	ev := audit.Event{
+		Time:     time.Now().UTC(),
+		Session:  r.Header.Get("Mcp-Session-Id"),
+		Era:      r.Header.Get("MCP-Protocol-Version"),
+		Method:   "http:" + r.Method,
+		BytesIn:  int64(bodyBytes),
+		Decision: audit.Allow,
+	}
+	if p != nil {
+		ev.Principal, ev.AuthMethod = p.ID, string(p.Method)
+	}
+	if msg != nil {
+		switch {
+		case msg.Method != "":
+			ev.Method = msg.Method
+		case msg.Kind == strictjson.Response:
+			ev.Method = "response" // a client's answer to a server request
+		}
+		ev.Name = msg.Name
+		if ev.Name == "" {
+			ev.Name = msg.URI
+		}
+		if msg.ProtocolVersion != "" {
+			ev.Era = msg.ProtocolVersion
+		}
+	}
+	return ev
+}
+
+// allow records an allowed request before anything acts on it, and refuses
+// the request (503) if the record cannot be written.
+func (f *front) allow(w http.ResponseWriter, r *http.Request, p *authn.Principal, ev audit.Event) bool {
+	if f.audit == nil {
+		return true
+	}
+	if err := f.audit.Append(r.Context(), ev); err != nil {
+		f.logger.Error("audit record not written: request refused", "error", err, "principal", p, "method", ev.Method)
+		transport.Reject(w, http.StatusServiceUnavailable, transport.CodeInternalError,
+			"service unavailable: the audit log cannot be written, so no call is accepted")
+		return false
+	}
+	return true
+}
+
+// reject refuses a request: it is logged, audited as a denial, and answered.
 func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principal, status, code int, message string) {
 	f.logger.Warn("request refused",
 		"status", status, "code", code, "reason", message,
 		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
+	if f.audit != nil {
+		ev := f.event(r, p, nil, 0)
+		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, message, "refused"
+		ev.HTTPStatus, ev.ErrorCode = status, code
+		if err := f.audit.Append(r.Context(), ev); err != nil {
+			f.logger.Error("audit record of a refusal not written", "error", err)
+		}
+	}
 	transport.Reject(w, status, code, message)
 }

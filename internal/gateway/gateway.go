@@ -11,12 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/mod/sumdb/note"
 
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/demo"
@@ -37,6 +41,8 @@ type Gateway struct {
 	demo    *demo.Demo
 	handler http.Handler
 	tls     *transport.ServerTLS // nil: plaintext
+	audit   *audit.Log           // nil: auditing off
+	front   *front
 }
 
 // New builds a gateway from a validated config.
@@ -49,6 +55,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if cfg.Listen.TLS != nil {
 		if g.tls, err = transport.NewServerTLS(*cfg.Listen.TLS, cfg.Listen.AllowedHosts, logger.With("component", "tls")); err != nil {
 			return nil, fmt.Errorf("configure TLS: %w", err)
+		}
+	}
+	if cfg.Audit.Path != "" {
+		if g.audit, err = openAudit(cfg.Audit, logger); err != nil {
+			return nil, err
 		}
 	}
 	g.demo = demo.New(logger.With("upstream", "demo"))
@@ -86,7 +97,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		challenge:     `Bearer realm="mcpgate"`,
 		logger:        logger,
 	}
+	if g.audit != nil {
+		f.audit = g.audit // a nil *audit.Log must not become a non-nil Auditor
+	}
 	mux := http.NewServeMux()
+	g.front = f
 	mux.Handle(EndpointPath, f)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		transport.Reject(w, http.StatusNotFound, transport.CodeInvalidRequest, "not found: the MCP endpoint is "+EndpointPath)
@@ -95,6 +110,47 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	// guard accepts as same-origin.
 	g.handler = transport.NewHostGuard(cfg.Listen, g.tls != nil).Wrap(mux, logger)
 	return g, nil
+}
+
+// openAudit opens the audit log with the configured signing key. The key
+// file must be readable by its owner only: whoever reads it can forge
+// checkpoints.
+func openAudit(a config.Audit, logger *slog.Logger) (*audit.Log, error) {
+	info, err := os.Stat(a.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("read audit.signing_key: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("read audit.signing_key: %s is readable by group or others (mode %v); chmod 600 it", a.SigningKey, info.Mode().Perm())
+	}
+	b, err := os.ReadFile(a.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("read audit.signing_key: %w", err)
+	}
+	signer, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("read audit.signing_key %s: not a signing key made by `mcpgate audit keygen`", a.SigningKey)
+	}
+	l, err := audit.Open(a.Path, signer, audit.Options{
+		CheckpointInterval: a.CheckpointInterval,
+		Logger:             logger.With("component", "audit"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	return l, nil
+}
+
+// Close releases what New opened (the audit log, after a final signed
+// checkpoint). Serve calls it; call it only for a gateway never served.
+func (g *Gateway) Close() error {
+	if g.audit == nil {
+		return nil
+	}
+	if err := g.audit.Close(); err != nil {
+		return fmt.Errorf("close audit log: %w", err)
+	}
+	return nil
 }
 
 func newAuthenticator(a config.Auth) (Authenticator, error) {
@@ -161,6 +217,14 @@ func (g *Gateway) Listen() (net.Listener, error) {
 // Serve serves on ln until ctx is done, then drains: it stops accepting,
 // lets calls in flight finish within a grace period, and stops background work.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	defer func() {
+		if err := g.Close(); err != nil {
+			g.logger.Error("audit log not closed cleanly", "error", err)
+		}
+	}()
+	if g.audit == nil {
+		g.logger.Warn("AUDIT LOG DISABLED: calls are not recorded", "key", "audit.path")
+	}
 	if g.cfg.Auth.InsecureDisableAuth {
 		g.logger.Warn("AUTHENTICATION IS DISABLED: any process on this machine can call every tool", "key", "auth.insecure_disable_auth", "address", ln.Addr().String())
 	}

@@ -32,6 +32,7 @@ func NewServer(l config.Listen, h http.Handler, logger *slog.Logger) *http.Serve
 const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
+	CodeInternalError  = -32603
 )
 
 // rejection is the body of every refusal: a JSON-RPC error with a null id,
