@@ -2,28 +2,17 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // TestLegacyCancellation: in the legacy era a client cancels with
 // notifications/cancelled on its session; the tool's context must end.
 func TestLegacyCancellation(t *testing.T) {
 	tg := newTestGateway(t, nil)
-	started := make(chan struct{})
-	cancelled := make(chan struct{})
-	tg.demo.Server().AddTool(&mcp.Tool{Name: "block", InputSchema: json.RawMessage(`{"type":"object"}`)},
-		func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			close(started)
-			<-ctx.Done()
-			close(cancelled)
-			return nil, ctx.Err()
-		})
+	started, cancelled := addBlockingTool(tg)
 	sid := legacyInit(t, tg, tg.keyA)
 	withSession := func(r *http.Request) {
 		r.Header.Set("Mcp-Session-Id", sid)

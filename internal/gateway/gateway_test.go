@@ -287,15 +287,7 @@ func TestLegacySessionBoundToPrincipal(t *testing.T) {
 
 func TestCancellationPropagates(t *testing.T) {
 	tg := newTestGateway(t, nil)
-	started := make(chan struct{})
-	cancelled := make(chan struct{})
-	tg.demo.Server().AddTool(&mcp.Tool{Name: "block", InputSchema: json.RawMessage(`{"type":"object"}`)},
-		func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			close(started)
-			<-ctx.Done()
-			close(cancelled)
-			return nil, ctx.Err()
-		})
+	started, cancelled := addBlockingTool(tg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tg.URL, strings.NewReader(modernBody(7, "tools/call", `"name":"block","arguments":{}`)))
@@ -322,6 +314,20 @@ func TestCancellationPropagates(t *testing.T) {
 		t.Fatal("the tool's context was not cancelled when the client went away")
 	}
 	<-done
+}
+
+// addBlockingTool adds a tool "block" that runs until its context ends; the
+// channels close when it starts and when it sees the cancellation.
+func addBlockingTool(tg *testGateway) (started, cancelled chan struct{}) {
+	started, cancelled = make(chan struct{}), make(chan struct{})
+	tg.demo.Server().AddTool(&mcp.Tool{Name: "block", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			close(started)
+			<-ctx.Done()
+			close(cancelled)
+			return nil, ctx.Err()
+		})
+	return started, cancelled
 }
 
 func TestAuthDisabledServesAnonymously(t *testing.T) {
