@@ -74,7 +74,7 @@ func startGateway(t *testing.T, configYAML string) *gateway {
 	if err := os.WriteFile(cfgPath, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(mcpgateBin, "serve", "--config", cfgPath, "--listen", addr)
+	cmd := exec.Command(mcpgateBin, "serve", "--config", cfgPath, "--listen", addr, "--admin", "127.0.0.1:0")
 	logPath := filepath.Join(t.TempDir(), "mcpgate.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

@@ -33,7 +33,9 @@ const defaultConfigFile = "mcpgate.yaml"
 const usage = `mcpgate: a security gateway for MCP servers
 
 usage:
-  mcpgate serve [--config FILE] [--listen ADDR]   serve MCP on /mcp (no config and no ./mcpgate.yaml: the embedded default)
+  mcpgate serve [--config FILE] [--listen ADDR] [--admin ADDR]
+                                                  serve MCP on /mcp, metrics and health on the admin address
+                                                  (no config and no ./mcpgate.yaml: the embedded default)
   mcpgate check --config FILE                     validate a config; exit non-zero on errors
   mcpgate keys new [--id NAME]                    print a new API key and the config line that accepts it
   mcpgate audit keygen|verify ...                 make an audit signing key pair; verify an audit log (FILE --key PUBFILE)
@@ -113,6 +115,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	configPath := fs.String("config", "", "config file (default ./"+defaultConfigFile+" if present, else the embedded default)")
 	listen := fs.String("listen", "", "listen address host:port, overriding listen.address")
+	admin := fs.String("admin", "", "admin (metrics, health) listener address host:port, overriding admin.address")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -123,7 +126,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg, generatedKey, err := loadServeConfig(*configPath, *listen)
+	cfg, generatedKey, err := loadServeConfig(*configPath, *listen, *admin)
 	if err != nil {
 		return err
 	}
@@ -147,7 +150,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // loadServeConfig picks the config: --config, else ./mcpgate.yaml, else the
 // embedded default with a key generated for this run (returned so it can be
 // shown once; it is never logged or stored).
-func loadServeConfig(path, listen string) (cfg *config.Config, generatedKey string, err error) {
+func loadServeConfig(path, listen, admin string) (cfg *config.Config, generatedKey string, err error) {
 	if path == "" {
 		if _, statErr := os.Stat(defaultConfigFile); statErr == nil {
 			path = defaultConfigFile
@@ -168,6 +171,9 @@ func loadServeConfig(path, listen string) (cfg *config.Config, generatedKey stri
 	}
 	if listen != "" {
 		cfg.Listen.Address = listen
+	}
+	if admin != "" {
+		cfg.Admin.Address = admin
 	}
 	if ps := cfg.Validate(); len(ps) > 0 {
 		for i := range ps {

@@ -99,7 +99,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	var stderr strings.Builder
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0"}, strings.NewReader(""), pw, &stderr)
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, strings.NewReader(""), pw, &stderr)
 		pw.Close()
 	}()
 	var url, key string

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -65,6 +66,9 @@ type Log struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// failure mirrors failed for readers outside the writer goroutine.
+	failure atomic.Pointer[error]
 
 	// Owned by the writer goroutine after Open.
 	t        tree
@@ -195,6 +199,21 @@ func (l *Log) do(ctx context.Context, r request) error {
 	}
 }
 
+// Err reports whether the log can take records: nil while it can, the
+// sticky error (wrapping ErrUnavailable) once a write failed, or ErrClosed
+// after Close. It does not wait for the writer.
+func (l *Log) Err() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+		return nil
+	}
+}
+
 // Close writes a final checkpoint, stops the writer and closes the file.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
@@ -319,6 +338,8 @@ func (l *Log) flush(prior error) error {
 // the file's tail and the tree in memory no longer agree.
 func (l *Log) fail(err error) error {
 	l.failed = fmt.Errorf("%w: %v (reopen the log to recover)", ErrUnavailable, err)
+	failed := l.failed
+	l.failure.Store(&failed)
 	l.opts.Logger.Error("audit log failed; calls are refused until it is reopened", "path", l.path, "err", err)
 	return l.failed
 }

@@ -1,5 +1,5 @@
-// Package authn decides who a caller is. Every method (API keys today; OAuth
-// bearer JWTs and mTLS later) yields the same Principal, carried in the
+// Package authn decides who a caller is. Every method (API keys, OAuth
+// bearer JWTs; mTLS later) yields the same Principal, carried in the
 // request context to every later stage.
 package authn
 
@@ -23,8 +23,10 @@ const (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	ID     string
-	Roles  []string
+	ID    string
+	Roles []string
+	// Scopes are the OAuth scopes the token grants (JWT only).
+	Scopes []string
 	Method Method
 }
 
@@ -37,6 +39,7 @@ func (p *Principal) LogValue() slog.Value {
 		slog.String("id", p.ID),
 		slog.String("method", string(p.Method)),
 		slog.Any("roles", p.Roles),
+		slog.Any("scopes", p.Scopes),
 	)
 }
 

@@ -19,6 +19,7 @@ type Config struct {
 	Auth      Auth                `yaml:"auth"`
 	Upstreams map[string]Upstream `yaml:"upstreams"`
 	Audit     Audit               `yaml:"audit"`
+	Admin     Admin               `yaml:"admin"`
 
 	// Source names where the config came from ("embedded default" or a path);
 	// it is not a YAML key.
@@ -83,6 +84,8 @@ type Auth struct {
 	// InsecureDisableAuth turns authentication off. It is accepted only on a
 	// loopback listener, and it is logged as a warning at every start.
 	InsecureDisableAuth bool `yaml:"insecure_disable_auth"`
+	// JWT accepts OAuth 2.1 bearer JWTs (see jwt.go); nil means off.
+	JWT *JWT `yaml:"jwt"`
 }
 
 // APIKey is one accepted API key, stored only as the SHA-256 of the key.
@@ -144,6 +147,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&l.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&l.SessionIdleTimeout, DefaultSessionIdleTimeout)
 	setDefault(&c.Audit.CheckpointInterval, DefaultCheckpointInterval)
+	c.Admin.applyDefaults()
+	c.Auth.JWT.applyDefaults()
 }
 
 func setDefault[T comparable](field *T, value T) {

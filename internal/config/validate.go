@@ -34,8 +34,10 @@ func (c *Config) Validate() Problems {
 	}
 	c.validateListen(add)
 	c.validateAuth(add)
+	c.validateJWT(add)
 	c.validateUpstreams(add)
 	c.validateAudit(add)
+	c.validateAdmin(add)
 	return ps
 }
 
@@ -162,8 +164,8 @@ func (c *Config) validateAuth(add addFunc) {
 		if len(a.APIKeys) > 0 {
 			add("auth.insecure_disable_auth", "is set together with auth.api_keys; remove one")
 		}
-	} else if len(a.APIKeys) == 0 {
-		add("auth", "no way to authenticate: add auth.api_keys (see `mcpgate keys new`)")
+	} else if len(a.APIKeys) == 0 && a.JWT == nil {
+		add("auth", "no way to authenticate: add auth.api_keys (see `mcpgate keys new`) or auth.jwt")
 	}
 	ids := map[string]bool{}
 	hashes := map[string]string{}

@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
@@ -79,9 +80,10 @@ type front struct {
 	challenge      string  // WWW-Authenticate value on 401
 	audit          Auditor // nil: auditing is off (warned at start)
 	logger         *slog.Logger
+	metrics        *telemetry.Metrics // nil: not measured
 }
 
-func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
 	default:
@@ -92,6 +94,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, err := f.auth.Authenticate(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", f.challenge)
+		f.metrics.AuthFailure(authFailureReason(err))
 		f.reject(w, r, nil, http.StatusUnauthorized, transport.CodeInvalidRequest, "unauthorized: "+err.Error())
 		return
 	}
@@ -104,6 +107,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rc.SetWriteDeadline(time.Now().Add(f.streamTimeout))
+		f.dispatched(r, Legacy)
 		f.legacy.ServeHTTP(w, r)
 		return
 	}
@@ -132,7 +136,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
-	if ChooseEra(r.Header, msg) == Modern {
+	era := ChooseEra(r.Header, msg)
+	f.dispatched(r, era)
+	if era == Modern {
 		f.modern.ServeHTTP(w, r)
 		return
 	}
@@ -207,11 +213,13 @@ func (f *front) event(r *http.Request, p *authn.Principal, msg *strictjson.Messa
 // allow records an allowed request before anything acts on it, and refuses
 // the request (503) if the record cannot be written.
 func (f *front) allow(w http.ResponseWriter, r *http.Request, p *authn.Principal, ev audit.Event) bool {
+	labelsFrom(r.Context()).method = ev.Method
 	if f.audit == nil {
 		return true
 	}
-	if err := f.audit.Append(r.Context(), ev); err != nil {
+	if err := f.appendAudit(r.Context(), ev); err != nil {
 		f.logger.Error("audit record not written: request refused", "error", err, "principal", p, "method", ev.Method)
+		f.metrics.Refusal(telemetry.RefusedAuditUnavailable)
 		transport.Reject(w, http.StatusServiceUnavailable, transport.CodeInternalError,
 			"service unavailable: the audit log cannot be written, so no call is accepted")
 		return false
@@ -224,11 +232,12 @@ func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principa
 	f.logger.Warn("request refused",
 		"status", status, "code", code, "reason", message,
 		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
+	f.metrics.Refusal(refusalReason(status, message))
 	if f.audit != nil {
 		ev := f.event(r, p, nil, 0)
 		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, message, "refused"
 		ev.HTTPStatus, ev.ErrorCode = status, code
-		if err := f.audit.Append(r.Context(), ev); err != nil {
+		if err := f.appendAudit(r.Context(), ev); err != nil {
 			f.logger.Error("audit record of a refusal not written", "error", err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -25,6 +26,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
@@ -43,15 +45,18 @@ type Gateway struct {
 	tls     *transport.ServerTLS // nil: plaintext
 	audit   *audit.Log           // nil: auditing off
 	front   *front
+	metrics *telemetry.Metrics
+	adminLn net.Listener // nil: admin listener disabled or not bound
+	serving atomic.Bool  // the MCP listener is serving (readiness)
 }
 
 // New builds a gateway from a validated config.
 func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
-	authenticator, err := newAuthenticator(cfg.Auth)
+	authenticator, err := newAuthenticator(cfg.Auth, logger)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, logger: logger}
+	g := &Gateway{cfg: cfg, logger: logger, metrics: telemetry.New(buildVersion())}
 	if cfg.Listen.TLS != nil {
 		if g.tls, err = transport.NewServerTLS(*cfg.Listen.TLS, cfg.Listen.AllowedHosts, logger.With("component", "tls")); err != nil {
 			return nil, fmt.Errorf("configure TLS: %w", err)
@@ -94,8 +99,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		readTimeout:   cfg.Listen.ReadTimeout,
 		writeTimeout:  cfg.Listen.WriteTimeout,
 		streamTimeout: cfg.Listen.StreamTimeout,
-		challenge:     `Bearer realm="mcpgate"`,
+		challenge:     challenge(cfg.Auth),
 		logger:        logger,
+		metrics:       g.metrics,
 	}
 	if g.audit != nil {
 		f.audit = g.audit // a nil *audit.Log must not become a non-nil Auditor
@@ -103,12 +109,15 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	mux := http.NewServeMux()
 	g.front = f
 	mux.Handle(EndpointPath, f)
+	handlePRM(mux, cfg.Auth)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		transport.Reject(w, http.StatusNotFound, transport.CodeInvalidRequest, "not found: the MCP endpoint is "+EndpointPath)
 	})
 	// With TLS on, a page's own origin is https://, so that is what the
 	// guard accepts as same-origin.
-	g.handler = transport.NewHostGuard(cfg.Listen, g.tls != nil).Wrap(mux, logger)
+	guard := transport.NewHostGuard(cfg.Listen, g.tls != nil)
+	guard.OnRefusal = g.metrics.Refusal
+	g.handler = guard.Wrap(mux, logger)
 	return g, nil
 }
 
@@ -144,6 +153,9 @@ func openAudit(a config.Audit, logger *slog.Logger) (*audit.Log, error) {
 // Close releases what New opened (the audit log, after a final signed
 // checkpoint). Serve calls it; call it only for a gateway never served.
 func (g *Gateway) Close() error {
+	if g.adminLn != nil {
+		g.adminLn.Close() // already closed if served
+	}
 	if g.audit == nil {
 		return nil
 	}
@@ -153,7 +165,7 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
-func newAuthenticator(a config.Auth) (Authenticator, error) {
+func newAuthenticator(a config.Auth, logger *slog.Logger) (Authenticator, error) {
 	if a.InsecureDisableAuth {
 		return authn.Anonymous{}, nil
 	}
@@ -163,7 +175,11 @@ func newAuthenticator(a config.Auth) (Authenticator, error) {
 	for i, k := range a.APIKeys {
 		ids[i], digests[i], roles[i] = k.ID, k.SHA256, k.Roles
 	}
-	return authn.NewAPIKeys(ids, digests, roles)
+	keys, err := authn.NewAPIKeys(ids, digests, roles)
+	if err != nil || a.JWT == nil {
+		return keys, err
+	}
+	return newBearer(keys, a, logger)
 }
 
 // bindSessions hands the authenticated principal to the SDK, which binds a
@@ -211,6 +227,10 @@ func (g *Gateway) Listen() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", g.cfg.Listen.Address, err)
 	}
+	if err := g.listenAdmin(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	return ln, nil
 }
 
@@ -247,12 +267,15 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	defer g.serveAdmin()()
+	g.serving.Store(true)
 	g.logger.Info("serving", "address", ln.Addr().String(), "endpoint", url, "tls", g.tls != nil, "config", g.cfg.Source)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	g.serving.Store(false) // not ready: draining
 	g.logger.Info("shutting down", "grace", shutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

@@ -23,6 +23,7 @@ func servedGateway(t *testing.T, edit func(*config.Config)) (addr, key string) {
 	key, digest := authn.NewKey()
 	cfg := config.Default()
 	cfg.Listen.Address = "127.0.0.1:0"
+	cfg.Admin.Address = "127.0.0.1:0"
 	cfg.Auth.APIKeys = []config.APIKey{{ID: "alice", SHA256: digest}}
 	edit(cfg)
 	g, err := New(cfg, slog.New(slog.DiscardHandler))

@@ -60,6 +60,7 @@ func TestServeSelfSignedTLS(t *testing.T) {
 	key, digest := authn.NewKey()
 	cfg := config.Default()
 	cfg.Listen.Address = "127.0.0.1:0"
+	cfg.Admin.Address = "127.0.0.1:0"
 	cfg.Listen.TLS = &config.TLS{SelfSigned: true}
 	cfg.Auth.APIKeys = []config.APIKey{{ID: "alice", SHA256: digest}}
 	if ps := cfg.Validate(); len(ps) > 0 {

@@ -21,6 +21,9 @@ type HostGuard struct {
 	hosts   map[string]bool // "host" (any port) or "host:port", lower case
 	origins map[string]bool
 	tls     bool
+	// OnRefusal, if set, is called with "host" or "origin" for every
+	// request the guard refuses (for metrics).
+	OnRefusal func(reason string)
 }
 
 // NewHostGuard builds the guard from the listen config.
@@ -109,6 +112,13 @@ func (g *HostGuard) Wrap(next http.Handler, logger *slog.Logger) http.Handler {
 		}
 		if err != nil {
 			logger.Warn("request refused", "reason", err.Error(), "host", r.Host, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+			if g.OnRefusal != nil {
+				reason := "origin"
+				if err == errHost {
+					reason = "host"
+				}
+				g.OnRefusal(reason)
+			}
 			Reject(w, http.StatusForbidden, CodeInvalidRequest, "forbidden: "+err.Error())
 			return
 		}

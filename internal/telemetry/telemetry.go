@@ -1,0 +1,216 @@
+// Package telemetry holds mcpgate's Prometheus metrics. Every metric lives in
+// a registry of its own (never the process-wide default one), so a gateway
+// built in a test starts from zero and two gateways in one process do not
+// share counters. Only metrics that something in mcpgate feeds are
+// registered: a metric that can only ever read zero would be a lie.
+package telemetry
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Outcomes of a request, by the HTTP status class of its answer.
+const (
+	OutcomeOK      = "ok"      // 1xx-3xx
+	OutcomeRefused = "refused" // 4xx
+	OutcomeError   = "error"   // 5xx
+)
+
+// Authentication failure reasons (mcpgate_auth_failures_total{reason}).
+const (
+	AuthNoCredentials = "no_credentials"
+	AuthMalformed     = "malformed"
+	AuthInvalid       = "invalid"
+)
+
+// Refusal reasons (mcpgate_refusals_total{reason}): the front's checks, in
+// the order a request meets them.
+const (
+	RefusedHost             = "host"
+	RefusedOrigin           = "origin"
+	RefusedMethod           = "method" // HTTP method other than GET, POST, DELETE
+	RefusedUnauthenticated  = "unauthenticated"
+	RefusedMediaType        = "media_type"
+	RefusedTooLarge         = "too_large"
+	RefusedReadTimeout      = "read_timeout"
+	RefusedBadJSON          = "bad_json"
+	RefusedAuditUnavailable = "audit_unavailable"
+)
+
+// Label values used when a request has no JSON-RPC method.
+const (
+	MethodNone     = "none"     // refused before the body was parsed
+	MethodOther    = "other"    // a method name mcpgate does not know
+	MethodResponse = "response" // a client's answer to a server request
+	MethodGET      = "http:GET" // a legacy event stream
+	MethodDELETE   = "http:DELETE"
+)
+
+// knownMethods are the JSON-RPC methods a client sends to a server (both
+// eras), plus the label values above. Anything else is MethodOther, so a
+// client cannot grow the label set.
+var knownMethods = map[string]bool{
+	"initialize": true, "ping": true, "server/discover": true,
+	"tools/list": true, "tools/call": true,
+	"resources/list": true, "resources/templates/list": true, "resources/read": true,
+	"resources/subscribe": true, "resources/unsubscribe": true,
+	"prompts/list": true, "prompts/get": true,
+	"completion/complete": true, "logging/setLevel": true, "subscriptions/listen": true,
+	"tasks/get": true, "tasks/list": true, "tasks/result": true, "tasks/cancel": true,
+	"notifications/initialized": true, "notifications/cancelled": true,
+	"notifications/progress": true, "notifications/roots/list_changed": true,
+	MethodNone: true, MethodOther: true, MethodResponse: true, MethodGET: true, MethodDELETE: true,
+}
+
+// Method maps a JSON-RPC method (or one of the Method* values) to its label
+// value: itself if known, else MethodOther.
+func Method(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return MethodOther
+}
+
+// KnownMethodCount is the size of the method label set, for tests.
+func KnownMethodCount() int { return len(knownMethods) }
+
+// Eras label values: "legacy", "modern", or "none" before one was chosen.
+const EraNone = "none"
+
+// Outcome maps an HTTP status to an outcome label value.
+func Outcome(status int) string {
+	switch {
+	case status >= 500:
+		return OutcomeError
+	case status >= 400:
+		return OutcomeRefused
+	default:
+		return OutcomeOK
+	}
+}
+
+// Metrics is every metric mcpgate exports. Its methods are safe for
+// concurrent use. A nil *Metrics records nothing.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	authFailures  *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	auditRecords  prometheus.Counter
+	auditFailures prometheus.Counter
+	auditLatency  prometheus.Histogram
+}
+
+// New makes the metrics in a registry of their own, with the Go runtime and
+// process collectors and mcpgate_build_info{version}.
+func New(version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_requests_total",
+			Help: "Requests to the MCP endpoint, by era, JSON-RPC method and outcome (ok, refused: 4xx, error: 5xx).",
+		}, []string{"era", "method", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcpgate_request_duration_seconds",
+			Help:    "Time from a request reaching the MCP endpoint to its answer being written, by era and JSON-RPC method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"era", "method"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_auth_failures_total",
+			Help: "Requests refused with 401, by reason (no_credentials, malformed, invalid).",
+		}, []string{"reason"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_refusals_total",
+			Help: "Requests refused before reaching an MCP server, by reason.",
+		}, []string{"reason"}),
+		auditRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpgate_audit_records_total",
+			Help: "Audit records written (allowed requests and refusals).",
+		}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcpgate_audit_failures_total",
+			Help: "Audit records that could not be written.",
+		}),
+		auditLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mcpgate_audit_append_duration_seconds",
+			Help:    "Time to write one audit record to stable storage (the audit lag every request waits for).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "mcpgate_build_info",
+		Help:        "Always 1; the version label names the running mcpgate.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	buildInfo.Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo, m.requests, m.duration, m.authFailures, m.refusals,
+		m.auditRecords, m.auditFailures, m.auditLatency,
+	)
+	// Known reasons start at zero so that rate() sees their first increase.
+	for _, r := range []string{AuthNoCredentials, AuthMalformed, AuthInvalid} {
+		m.authFailures.WithLabelValues(r)
+	}
+	for _, r := range []string{RefusedHost, RefusedOrigin, RefusedMethod, RefusedUnauthenticated, RefusedMediaType,
+		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedAuditUnavailable} {
+		m.refusals.WithLabelValues(r)
+	}
+	return m
+}
+
+// Registry is where the metrics live, for tests and for serving.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, MaxRequestsInFlight: 4})
+}
+
+// Request records one answered request. method is passed through Method.
+func (m *Metrics) Request(era, method string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	method = Method(method)
+	m.requests.WithLabelValues(era, method, Outcome(status)).Inc()
+	m.duration.WithLabelValues(era, method).Observe(d.Seconds())
+}
+
+// AuthFailure records a 401 with one of the Auth* reasons.
+func (m *Metrics) AuthFailure(reason string) {
+	if m == nil {
+		return
+	}
+	m.authFailures.WithLabelValues(reason).Inc()
+}
+
+// Refusal records a request refused for one of the Refused* reasons.
+func (m *Metrics) Refusal(reason string) {
+	if m == nil {
+		return
+	}
+	m.refusals.WithLabelValues(reason).Inc()
+}
+
+// AuditAppend records one attempt to write an audit record.
+func (m *Metrics) AuditAppend(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.auditFailures.Inc()
+		return
+	}
+	m.auditRecords.Inc()
+	m.auditLatency.Observe(d.Seconds())
+}
