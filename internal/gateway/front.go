@@ -88,14 +88,16 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		f.reject(w, r, nil, http.StatusMethodNotAllowed, transport.CodeInvalidRequest, "method not allowed: use POST, GET or DELETE")
+		f.reject(w, r, nil, refusal{http.StatusMethodNotAllowed, transport.CodeInvalidRequest, telemetry.RefusedMethod,
+			"method not allowed: use POST, GET or DELETE"})
 		return
 	}
 	p, err := f.auth.Authenticate(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", f.challenge)
 		f.metrics.AuthFailure(authFailureReason(err))
-		f.reject(w, r, nil, http.StatusUnauthorized, transport.CodeInvalidRequest, "unauthorized: "+err.Error())
+		f.reject(w, r, nil, refusal{http.StatusUnauthorized, transport.CodeInvalidRequest, telemetry.RefusedUnauthenticated,
+			"unauthorized: " + err.Error()})
 		return
 	}
 	r = r.WithContext(authn.WithPrincipal(r.Context(), p))
@@ -112,12 +114,13 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-		f.reject(w, r, p, http.StatusUnsupportedMediaType, transport.CodeInvalidRequest, "unsupported media type: POST bodies must be Content-Type: application/json")
+		f.reject(w, r, p, refusal{http.StatusUnsupportedMediaType, transport.CodeInvalidRequest, telemetry.RefusedMediaType,
+			"unsupported media type: POST bodies must be Content-Type: application/json"})
 		return
 	}
-	body, status, err := f.readBody(w, r, rc)
-	if err != nil {
-		f.reject(w, r, p, status, transport.CodeInvalidRequest, err.Error())
+	body, ref := f.readBody(w, r, rc)
+	if ref != nil {
+		f.reject(w, r, p, *ref)
 		return
 	}
 	msg, err := strictjson.ParseMessage(body, f.limits)
@@ -127,7 +130,8 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		f.reject(w, r, p, http.StatusBadRequest, code, "invalid JSON-RPC message: "+clientReason(err))
+		f.reject(w, r, p, refusal{http.StatusBadRequest, code, telemetry.RefusedBadJSON,
+			"invalid JSON-RPC message: " + clientReason(err)})
 		return
 	}
 	if !f.allow(w, r, p, f.event(r, p, msg, len(body))) {
@@ -148,9 +152,11 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 // readBody reads the whole body under the size cap and the read timeout,
 // then lifts the read deadline: net/http's background read, which notices a
 // client that hangs up (cancellation), must not time out during a long call.
-func (f *front) readBody(w http.ResponseWriter, r *http.Request, rc *http.ResponseController) ([]byte, int, error) {
+func (f *front) readBody(w http.ResponseWriter, r *http.Request, rc *http.ResponseController) ([]byte, *refusal) {
+	tooLarge := &refusal{http.StatusRequestEntityTooLarge, transport.CodeInvalidRequest, telemetry.RefusedTooLarge,
+		fmt.Sprintf("request body too large: the limit is %d bytes", f.maxBody)}
 	if r.ContentLength > f.maxBody {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body too large: the limit is %d bytes", f.maxBody)
+		return nil, tooLarge
 	}
 	rc.SetReadDeadline(time.Now().Add(f.readTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
@@ -160,12 +166,13 @@ func (f *front) readBody(w http.ResponseWriter, r *http.Request, rc *http.Respon
 		w.Header().Set("Connection", "close")
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body too large: the limit is %d bytes", f.maxBody)
+			return nil, tooLarge
 		}
-		return nil, http.StatusBadRequest, errors.New("could not read the request body within the read timeout")
+		return nil, &refusal{http.StatusBadRequest, transport.CodeInvalidRequest, telemetry.RefusedReadTimeout,
+			"could not read the request body within the read timeout"}
 	}
 	rc.SetReadDeadline(time.Time{})
-	return body, 0, nil
+	return body, nil
 }
 
 // clientReason is what a client learns of a strict JSON failure: the gate's
@@ -228,18 +235,27 @@ func (f *front) allow(w http.ResponseWriter, r *http.Request, p *authn.Principal
 }
 
 // reject refuses a request: it is logged, audited as a denial, and answered.
-func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principal, status, code int, message string) {
+func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principal, ref refusal) {
 	f.logger.Warn("request refused",
-		"status", status, "code", code, "reason", message,
+		"status", ref.status, "code", ref.code, "reason", ref.message,
 		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
-	f.metrics.Refusal(refusalReason(status, message))
+	f.metrics.Refusal(ref.label)
 	if f.audit != nil {
 		ev := f.event(r, p, nil, 0)
-		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, message, "refused"
-		ev.HTTPStatus, ev.ErrorCode = status, code
+		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, ref.message, "refused"
+		ev.HTTPStatus, ev.ErrorCode = ref.status, ref.code
 		if err := f.appendAudit(r.Context(), ev); err != nil {
 			f.logger.Error("audit record of a refusal not written", "error", err)
 		}
 	}
-	transport.Reject(w, status, code, message)
+	transport.Reject(w, ref.status, ref.code, ref.message)
+}
+
+// refusal is one way the front turns a request away: what the client is
+// told (HTTP status, JSON-RPC code, a client-safe message) and the metric
+// label that counts it.
+type refusal struct {
+	status, code int
+	label        string
+	message      string
 }

@@ -56,7 +56,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, logger: logger, metrics: telemetry.New(buildVersion())}
+	g := &Gateway{cfg: cfg, logger: logger, metrics: telemetry.New(Version())}
 	if cfg.Listen.TLS != nil {
 		if g.tls, err = transport.NewServerTLS(*cfg.Listen.TLS, cfg.Listen.AllowedHosts, logger.With("component", "tls")); err != nil {
 			return nil, fmt.Errorf("configure TLS: %w", err)
