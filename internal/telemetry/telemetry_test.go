@@ -12,11 +12,11 @@ import (
 
 func TestMethodLabelIsBounded(t *testing.T) {
 	for in, want := range map[string]string{
-		"tools/call":          "tools/call",
-		"initialize":          "initialize",
-		MethodGET:             MethodGET,
-		"tools/call2":         MethodOther,
-		"":                    MethodOther,
+		"tools/call":         "tools/call",
+		"initialize":         "initialize",
+		MethodGET:            MethodGET,
+		"tools/call2":        MethodOther,
+		"":                   MethodOther,
 		"x/" + "evil\nlabel": MethodOther,
 	} {
 		if got := Method(in); got != want {
