@@ -116,6 +116,11 @@ start_gateway() {
 		    - {id: bench, sha256: "$digest", roles: [bench]}
 		upstreams:
 		  demo: {builtin: demo, namespace: ""}
+		# One principal drives all the load: limits stay on (their cost is
+		# measured) but high enough never to refuse a call.
+		limits:
+		  per_principal: {rate: 1000000, burst: 1000000, concurrent: 100000}
+		  concurrent_total: 100000
 	EOF
 	# shellcheck disable=SC2086 # MCPGATE_ARGS is a list of flags
 	"$tmp/bin/mcpgate" serve --config "$tmp/mcpgate.yaml" ${MCPGATE_ARGS:-} >"$tmp/mcpgate.log" 2>&1 &

@@ -20,6 +20,7 @@ type Config struct {
 	Upstreams map[string]Upstream `yaml:"upstreams"`
 	Audit     Audit               `yaml:"audit"`
 	Admin     Admin               `yaml:"admin"`
+	Limits    Limits              `yaml:"limits"`
 
 	// Source names where the config came from ("embedded default" or a path);
 	// it is not a YAML key.
@@ -148,6 +149,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&l.SessionIdleTimeout, DefaultSessionIdleTimeout)
 	setDefault(&c.Audit.CheckpointInterval, DefaultCheckpointInterval)
 	c.Admin.applyDefaults()
+	c.Limits.applyDefaults()
 	c.Auth.JWT.applyDefaults()
 }
 

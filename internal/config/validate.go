@@ -38,6 +38,7 @@ func (c *Config) Validate() Problems {
 	c.validateUpstreams(add)
 	c.validateAudit(add)
 	c.validateAdmin(add)
+	c.validateLimits(add)
 	return ps
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/demo"
 )
 
@@ -51,7 +52,11 @@ func BenchmarkCall(b *testing.B) {
 		run(b, srv.URL, "")
 	})
 	b.Run("gateway", func(b *testing.B) {
-		tg := newTestGateway(b, nil)
+		tg := newTestGateway(b, func(c *config.Config) {
+			// Limits on, but high enough never to refuse: their cost is measured.
+			c.Limits.PerPrincipal = config.PrincipalLimits{Rate: 1e6, Burst: 1_000_000, Concurrent: 1_000_000}
+			c.Limits.ConcurrentTotal = 1_000_000
+		})
 		run(b, tg.URL, tg.keyA)
 	})
 }

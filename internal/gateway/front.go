@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/limits"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
@@ -81,6 +83,9 @@ type front struct {
 	audit          Auditor // nil: auditing is off (warned at start)
 	logger         *slog.Logger
 	metrics        *telemetry.Metrics // nil: not measured
+	rate           *limits.Buckets    // per principal; nil: off
+	toolRate       *limits.Buckets    // per principal and tool (tools/call); nil: off
+	concurrency    *limits.Concurrency
 }
 
 func (f *front) serve(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +110,12 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 
 	if r.Method != http.MethodPost {
 		// GET opens a legacy event stream, DELETE ends a legacy session.
+		// Both are rate-limited, but a stream lives long: it takes no
+		// concurrency slot (stream_timeout bounds it).
+		if ref := f.limitRate(w, p, nil); ref != nil {
+			f.reject(w, r, p, *ref)
+			return
+		}
 		if !f.allow(w, r, p, f.event(r, p, nil, 0)) {
 			return
 		}
@@ -134,6 +145,16 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			"invalid JSON-RPC message: " + clientReason(err)})
 		return
 	}
+	if ref := f.limitRate(w, p, msg); ref != nil {
+		f.rejectMessage(w, r, p, msg, *ref)
+		return
+	}
+	release, ref := f.acquire(w, p)
+	if ref != nil {
+		f.rejectMessage(w, r, p, msg, *ref)
+		return
+	}
+	defer release() // the slot is held until the SDK handler returns
 	if !f.allow(w, r, p, f.event(r, p, msg, len(body))) {
 		return
 	}
@@ -236,12 +257,21 @@ func (f *front) allow(w http.ResponseWriter, r *http.Request, p *authn.Principal
 
 // reject refuses a request: it is logged, audited as a denial, and answered.
 func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principal, ref refusal) {
+	f.rejectMessage(w, r, p, nil, ref)
+}
+
+// rejectMessage is reject for a request whose body was parsed (msg, or nil):
+// its record and metrics name the JSON-RPC method and tool.
+func (f *front) rejectMessage(w http.ResponseWriter, r *http.Request, p *authn.Principal, msg *strictjson.Message, ref refusal) {
 	f.logger.Warn("request refused",
 		"status", ref.status, "code", ref.code, "reason", ref.message,
 		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
 	f.metrics.Refusal(ref.label)
+	ev := f.event(r, p, msg, 0)
+	if msg != nil {
+		labelsFrom(r.Context()).method = ev.Method
+	}
 	if f.audit != nil {
-		ev := f.event(r, p, nil, 0)
 		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, ref.message, "refused"
 		ev.HTTPStatus, ev.ErrorCode = ref.status, ref.code
 		if err := f.appendAudit(r.Context(), ev); err != nil {
@@ -258,4 +288,52 @@ type refusal struct {
 	status, code int
 	label        string
 	message      string
+}
+
+// CodeRateLimited is the JSON-RPC error code of a 429. MCP 2026-07-28
+// reserves -32020..-32099 for the spec and discourages -32000..-32019, so
+// this is an application-defined code outside JSON-RPC's reserved range.
+const CodeRateLimited = -31429
+
+// limitRate takes a token from the principal's bucket and, for tools/call,
+// from the principal-and-tool bucket. Past either, it sets Retry-After (whole
+// seconds, rounded up) and returns the 429 to answer.
+func (f *front) limitRate(w http.ResponseWriter, p *authn.Principal, msg *strictjson.Message) *refusal {
+	owner := p.SessionOwner()
+	ok, wait := f.rate.Allow(owner)
+	what := "requests"
+	if ok && msg != nil && msg.Method == "tools/call" && f.toolRate != nil {
+		// The key is the owner, a NUL (which no id contains), the tool name.
+		ok, wait = f.toolRate.Allow(owner + "\x00" + msg.Name)
+		what = "calls of this tool"
+	}
+	if ok {
+		return nil
+	}
+	secs := retryAfterSeconds(wait)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return &refusal{http.StatusTooManyRequests, CodeRateLimited, telemetry.RefusedRateLimited,
+		fmt.Sprintf("rate limited: too many %s from this principal; retry after %d s", what, secs)}
+}
+
+// acquire takes a concurrency slot for the principal; release gives it back.
+func (f *front) acquire(w http.ResponseWriter, p *authn.Principal) (release func(), ref *refusal) {
+	if f.concurrency == nil {
+		return func() {}, nil
+	}
+	release, why := f.concurrency.AcquireReason(p.SessionOwner())
+	if why == limits.Granted {
+		return release, nil
+	}
+	msg := "too many calls in flight for this principal; retry when one has finished"
+	if why == limits.TotalFull {
+		msg = "the gateway has too many calls in flight; retry shortly"
+	}
+	w.Header().Set("Retry-After", "1")
+	return nil, &refusal{http.StatusTooManyRequests, CodeRateLimited, telemetry.RefusedConcurrency, "concurrency limit: " + msg}
+}
+
+// retryAfterSeconds is d in whole seconds, rounded up, at least 1.
+func retryAfterSeconds(d time.Duration) int64 {
+	return max(int64((d+time.Second-1)/time.Second), 1)
 }

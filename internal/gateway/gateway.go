@@ -25,6 +25,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/demo"
+	"github.com/mcpgate/mcpgate/internal/limits"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
@@ -87,14 +88,15 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		MaxRequestBodyBytes:          cfg.Listen.MaxBodyBytes,
 		Logger:                       sdkLogger,
 	})
-	limits := strictjson.DefaultLimits()
-	limits.MaxBytes = int(cfg.Listen.MaxBodyBytes)
-	limits.MaxDepth = cfg.Listen.MaxJSONDepth
+	jsonLimits := strictjson.DefaultLimits()
+	jsonLimits.MaxBytes = int(cfg.Listen.MaxBodyBytes)
+	jsonLimits.MaxDepth = cfg.Listen.MaxJSONDepth
+	lim := cfg.Limits
 	f := &front{
 		auth:          authenticator,
 		legacy:        bindSessions(legacy, cfg.Auth.InsecureDisableAuth),
 		modern:        modern,
-		limits:        limits,
+		limits:        jsonLimits,
 		maxBody:       cfg.Listen.MaxBodyBytes,
 		readTimeout:   cfg.Listen.ReadTimeout,
 		writeTimeout:  cfg.Listen.WriteTimeout,
@@ -102,6 +104,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		challenge:     challenge(cfg.Auth),
 		logger:        logger,
 		metrics:       g.metrics,
+		rate:          limits.NewBuckets(lim.PerPrincipal.Rate, lim.PerPrincipal.Burst, lim.MaxTrackedPrincipals, nil),
+		toolRate:      limits.NewBuckets(lim.PerPrincipalTool.Rate, lim.PerPrincipalTool.Burst, lim.MaxTrackedPrincipals, nil),
+		concurrency:   limits.NewConcurrency(lim.PerPrincipal.Concurrent, lim.ConcurrentTotal),
 	}
 	if g.audit != nil {
 		f.audit = g.audit // a nil *audit.Log must not become a non-nil Auditor

@@ -39,6 +39,8 @@ const (
 	RefusedTooLarge         = "too_large"
 	RefusedReadTimeout      = "read_timeout"
 	RefusedBadJSON          = "bad_json"
+	RefusedRateLimited      = "rate_limited" // 429: a principal's (or principal-and-tool's) token bucket is empty
+	RefusedConcurrency      = "concurrency"  // 429: too many calls in flight, for the principal or the gateway
 	RefusedAuditUnavailable = "audit_unavailable"
 )
 
@@ -162,7 +164,7 @@ func New(version string) *Metrics {
 		m.authFailures.WithLabelValues(r)
 	}
 	for _, r := range []string{RefusedHost, RefusedOrigin, RefusedMethod, RefusedUnauthenticated, RefusedMediaType,
-		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedAuditUnavailable} {
+		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedRateLimited, RefusedConcurrency, RefusedAuditUnavailable} {
 		m.refusals.WithLabelValues(r)
 	}
 	return m
