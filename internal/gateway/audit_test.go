@@ -17,15 +17,7 @@ import (
 )
 
 func TestAuditRecordsEveryDecision(t *testing.T) {
-	dir := t.TempDir()
-	skey, vkey, err := note.GenerateKey(rand.Reader, "test-audit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath, logPath := filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.jsonl")
-	if err := os.WriteFile(keyPath, []byte(skey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, logPath, vkey := auditFiles(t)
 	tg := newTestGateway(t, func(c *config.Config) {
 		c.Audit.Path, c.Audit.SigningKey = logPath, keyPath
 	})
@@ -60,6 +52,22 @@ func TestAuditRecordsEveryDecision(t *testing.T) {
 			t.Errorf("audit log lacks %s:\n%s", want, b)
 		}
 	}
+}
+
+// auditFiles makes a fresh audit signing key (0600) in a temporary
+// directory and names a log file beside it; vkey verifies the log.
+func auditFiles(t *testing.T) (keyPath, logPath, vkey string) {
+	t.Helper()
+	dir := t.TempDir()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "test-audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, logPath = filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.jsonl")
+	if err := os.WriteFile(keyPath, []byte(skey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyPath, logPath, vkey
 }
 
 type failingAuditor struct{}

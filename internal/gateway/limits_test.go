@@ -4,21 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -27,15 +23,7 @@ import (
 // auditedGateway is a test gateway auditing to a file; it returns the path.
 func auditedGateway(t *testing.T, edit func(*config.Config)) (*testGateway, string) {
 	t.Helper()
-	dir := t.TempDir()
-	skey, _, err := note.GenerateKey(rand.Reader, "test-limits")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath, logPath := filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.jsonl")
-	if err := os.WriteFile(keyPath, []byte(skey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, logPath, _ := auditFiles(t)
 	tg := newTestGateway(t, func(c *config.Config) {
 		c.Audit.Path, c.Audit.SigningKey = logPath, keyPath
 		if edit != nil {

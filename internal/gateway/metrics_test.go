@@ -1,18 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -23,40 +18,21 @@ import (
 // until the test ends.
 func servedWithAdmin(t *testing.T) (g *Gateway, mcpURL, adminURL, key string) {
 	t.Helper()
-	dir := t.TempDir()
-	skey, _, err := note.GenerateKey(rand.Reader, "test-metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath := filepath.Join(dir, "audit.key")
-	if err := os.WriteFile(keyPath, []byte(skey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, logPath, _ := auditFiles(t)
 	key, digest := authn.NewKey()
 	cfg := config.Default()
 	cfg.Listen.Address, cfg.Admin.Address = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth.APIKeys = []config.APIKey{{ID: "alice", SHA256: digest}}
-	cfg.Audit.Path, cfg.Audit.SigningKey = filepath.Join(dir, "audit.jsonl"), keyPath
+	cfg.Audit.Path, cfg.Audit.SigningKey = logPath, keyPath
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
+	var err error
 	g, err = New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := g.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	ln := serveOn(t, g)
 	return g, "http://" + ln.Addr().String() + EndpointPath, "http://" + g.AdminAddr(), key
 }
 

@@ -30,6 +30,14 @@ func servedGateway(t *testing.T, edit func(*config.Config)) (addr, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := serveOn(t, g)
+	return ln.Addr().String(), key
+}
+
+// serveOn binds g's listeners and serves until the test ends; Serve must
+// then return cleanly.
+func serveOn(t *testing.T, g *Gateway) net.Listener {
+	t.Helper()
 	ln, err := g.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +51,7 @@ func servedGateway(t *testing.T, edit func(*config.Config)) (addr, key string) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return ln.Addr().String(), key
+	return ln
 }
 
 // outcome reads what the server does with a half-sent request: the status

@@ -74,23 +74,11 @@ func TestServeSelfSignedTLS(t *testing.T) {
 	if g.TLSFingerprint() == "" {
 		t.Fatal("no fingerprint for a self-signed certificate")
 	}
-	ln, err := g.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := serveOn(t, g)
 	url := g.EndpointURL(ln)
 	if !strings.HasPrefix(url, "https://127.0.0.1:") {
 		t.Fatalf("endpoint %q, want https://", url)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
 
 	client := pinnedClient(g.TLSFingerprint())
 	call := func(origin string) *http.Response {
