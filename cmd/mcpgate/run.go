@@ -266,6 +266,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if cfg.Listen.InsecurePlaintext && !config.IsLoopbackAddress(cfg.Listen.Address) {
 		fmt.Fprintf(stdout, "warning: %s: listen.insecure_plaintext: serving plaintext on a non-loopback address; only safe behind a TLS-terminating proxy\n", *configPath)
 	}
+	if j := cfg.Auth.JWT; j != nil && j.InsecureAllowHTTPLoopbackIssuer {
+		fmt.Fprintf(stdout, "warning: %s: auth.jwt.insecure_allow_http_loopback_issuer: JWT keys may be fetched over plain http from loopback; for tests and development only\n", *configPath)
+	}
 	if cfg.Audit.Path == "" {
 		fmt.Fprintf(stdout, "warning: %s: audit.path: the audit log is off; calls are not recorded\n", *configPath)
 	}

@@ -40,6 +40,14 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check bad.yaml output:\n%s\n%s", out, errOut)
 	}
 
+	jwtCfg := filepath.Join(t.TempDir(), "jwt.yaml")
+	os.WriteFile(jwtCfg, []byte("auth:\n  jwt:\n    issuer: http://127.0.0.1:9/\n    audience: https://mcp.example.com/mcp\n"+
+		"    jwks_url: http://127.0.0.1:9/jwks\n    insecure_allow_http_loopback_issuer: true\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"), 0o600)
+	code, out, errOut = runCLI(t, "check", "--config", jwtCfg)
+	if code != exitOK || !strings.Contains(out, "warning: "+jwtCfg+": auth.jwt.insecure_allow_http_loopback_issuer") {
+		t.Fatalf("check jwt.yaml: code %d: %s %s; want ok with a warning", code, out, errOut)
+	}
+
 	if code, _, _ := runCLI(t, "check"); code != exitUsage {
 		t.Fatalf("check without --config: code %d, want %d", code, exitUsage)
 	}

@@ -253,6 +253,10 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	if g.cfg.Auth.InsecureDisableAuth {
 		g.logger.Warn("AUTHENTICATION IS DISABLED: any process on this machine can call every tool", "key", "auth.insecure_disable_auth", "address", ln.Addr().String())
 	}
+	if j := g.cfg.Auth.JWT; j != nil && j.InsecureAllowHTTPLoopbackIssuer {
+		g.logger.Warn("JWT KEYS MAY BE FETCHED OVER PLAIN HTTP FROM LOOPBACK: for tests and development only",
+			"key", "auth.jwt.insecure_allow_http_loopback_issuer", "jwks_url", j.JWKSURL)
+	}
 	if g.tls == nil && !config.IsLoopbackAddress(g.cfg.Listen.Address) {
 		g.logger.Warn("SERVING PLAINTEXT ON A NON-LOOPBACK ADDRESS: API keys and tool traffic cross the network unencrypted unless a TLS-terminating proxy is in front",
 			"key", "listen.insecure_plaintext", "address", ln.Addr().String())
