@@ -95,6 +95,61 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// served is `mcpgate serve` running in this process: what it printed on
+// stdout, line by line as "Label: value", and its exit code when it stops.
+type served struct {
+	lines  chan string
+	seen   map[string]string
+	done   chan int
+	stderr *strings.Builder
+}
+
+func startServe(t *testing.T, ctx context.Context, args ...string) *served {
+	t.Helper()
+	pr, pw := io.Pipe()
+	// serve prints a few dozen lines at most; the buffer keeps its writes
+	// from ever blocking on a test that stopped reading.
+	s := &served{lines: make(chan string, 256), seen: map[string]string{}, done: make(chan int, 1), stderr: &strings.Builder{}}
+	go func() {
+		s.done <- run(ctx, args, strings.NewReader(""), pw, s.stderr)
+		pw.Close()
+	}()
+	go func() {
+		defer close(s.lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			s.lines <- strings.TrimSpace(sc.Text())
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	return s
+}
+
+// printed waits for the line starting with label and returns the rest of it.
+func (s *served) printed(t *testing.T, label string) string {
+	t.Helper()
+	if v, ok := s.seen[label]; ok {
+		return v
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-s.lines:
+			if !ok {
+				t.Fatalf("serve did not print %q; stderr:\n%s", label, s.stderr.String())
+			}
+			if l, v, ok := strings.Cut(line, ":"); ok {
+				s.seen[l+":"] = strings.TrimSpace(v)
+			}
+			if v, ok := s.seen[label]; ok {
+				return v
+			}
+		case <-timeout:
+			t.Fatalf("serve did not print %q within 30s; stderr:\n%s", label, s.stderr.String())
+		}
+	}
+}
+
 // TestServeEmbeddedDefault is the README's first command: with no config it
 // serves the demo server behind a key generated for the run, printed once.
 func TestServeEmbeddedDefault(t *testing.T) {
@@ -103,28 +158,9 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", state)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pr, pw := io.Pipe()
-	var stderr strings.Builder
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, strings.NewReader(""), pw, &stderr)
-		pw.Close()
-	}()
-	var url, key string
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() && (url == "" || key == "") {
-		line := strings.TrimSpace(sc.Text())
-		if v, ok := strings.CutPrefix(line, "MCP endpoint:"); ok {
-			url = strings.TrimSpace(v)
-		}
-		if v, ok := strings.CutPrefix(line, "API key:"); ok {
-			key = strings.TrimSpace(v)
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if url == "" || key == "" {
-		t.Fatalf("serve did not print the endpoint and key; stderr:\n%s", stderr.String())
-	}
+	srv := startServe(t, ctx, "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	url, key := srv.printed(t, "MCP endpoint:"), srv.printed(t, "API key:")
+	done, stderr := srv.done, srv.stderr
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, "/mcp") {
 		t.Fatalf("endpoint %q is not loopback /mcp", url)
 	}

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,28 +23,9 @@ func TestServeSelfSignedPrintsFingerprint(t *testing.T) {
 		"upstreams:\n  demo: {builtin: demo, namespace: \"\"}\nadmin: {address: 127.0.0.1:0}\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pr, pw := io.Pipe()
-	var stderr strings.Builder
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg}, strings.NewReader(""), pw, &stderr)
-		pw.Close()
-	}()
-	var url, fingerprint string
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() && (url == "" || fingerprint == "") {
-		line := strings.TrimSpace(sc.Text())
-		if v, ok := strings.CutPrefix(line, "MCP endpoint:"); ok {
-			url = strings.TrimSpace(v)
-		}
-		if v, ok := strings.CutPrefix(line, "SHA-256 fingerprint:"); ok {
-			fingerprint = strings.TrimSpace(v)
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if url == "" || fingerprint == "" {
-		t.Fatalf("serve did not print the endpoint and fingerprint; stderr:\n%s", stderr.String())
-	}
+	srv := startServe(t, ctx, "serve", "--config", cfg)
+	url, fingerprint := srv.printed(t, "MCP endpoint:"), srv.printed(t, "SHA-256 fingerprint:")
+	done, stderr := srv.done, srv.stderr
 	host, ok := strings.CutPrefix(url, "https://")
 	if !ok || !strings.HasSuffix(host, "/mcp") {
 		t.Fatalf("endpoint %q is not https://.../mcp", url)

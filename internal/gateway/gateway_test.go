@@ -74,7 +74,15 @@ func (tg *testGateway) reachedMethods() []string {
 // post sends one raw body with the headers a modern client sends.
 func (tg *testGateway) post(t *testing.T, key string, body string, edit func(*http.Request)) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, tg.URL, strings.NewReader(body))
+	return request(t, http.MethodPost, tg.URL, key, body, edit)
+}
+
+// request sends one request with the JSON content type and the Accept header
+// of an MCP client, and a bearer key unless key is empty; edit, if not nil,
+// changes the request last.
+func request(t *testing.T, method, url, key, body string, edit func(*http.Request)) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

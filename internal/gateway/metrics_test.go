@@ -3,7 +3,6 @@ package gateway
 import (
 	"crypto/rand"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -38,24 +37,7 @@ func servedWithAdmin(t *testing.T) (g *Gateway, mcpURL, adminURL, key string) {
 
 func send(t *testing.T, method, url, key, body string, edit func(*http.Request)) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if edit != nil {
-		edit(req)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := request(t, method, url, key, body, edit)
 	return resp.StatusCode, string(b)
 }
 
