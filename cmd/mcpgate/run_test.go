@@ -150,6 +150,20 @@ func (s *served) printed(t *testing.T, label string) string {
 	}
 }
 
+// waitExit waits for serve to return after its context was cancelled; it
+// must exit cleanly.
+func (s *served) waitExit(t *testing.T) {
+	t.Helper()
+	select {
+	case code := <-s.done:
+		if code != exitOK {
+			t.Fatalf("serve exited %d; stderr:\n%s", code, s.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+	}
+}
+
 // TestServeEmbeddedDefault is the README's first command: with no config it
 // serves the demo server behind a key generated for the run, printed once.
 func TestServeEmbeddedDefault(t *testing.T) {
@@ -160,7 +174,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	defer cancel()
 	srv := startServe(t, ctx, "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 	url, key := srv.printed(t, "MCP endpoint:"), srv.printed(t, "API key:")
-	done, stderr := srv.done, srv.stderr
+	stderr := srv.stderr
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, "/mcp") {
 		t.Fatalf("endpoint %q is not loopback /mcp", url)
 	}
@@ -188,14 +202,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 		t.Fatalf("call without a key: status %d, want 401", got)
 	}
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("serve exited %d; stderr:\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop after its context was cancelled")
-	}
+	srv.waitExit(t)
 	if strings.Contains(stderr.String(), key) {
 		t.Fatal("the generated key appeared in the log")
 	}

@@ -25,7 +25,6 @@ func TestServeSelfSignedPrintsFingerprint(t *testing.T) {
 	defer cancel()
 	srv := startServe(t, ctx, "serve", "--config", cfg)
 	url, fingerprint := srv.printed(t, "MCP endpoint:"), srv.printed(t, "SHA-256 fingerprint:")
-	done, stderr := srv.done, srv.stderr
 	host, ok := strings.CutPrefix(url, "https://")
 	if !ok || !strings.HasSuffix(host, "/mcp") {
 		t.Fatalf("endpoint %q is not https://.../mcp", url)
@@ -41,14 +40,7 @@ func TestServeSelfSignedPrintsFingerprint(t *testing.T) {
 		t.Fatalf("served certificate %s, printed fingerprint %s", got, fingerprint)
 	}
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("serve exited %d; stderr:\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop after its context was cancelled")
-	}
+	srv.waitExit(t)
 }
 
 func TestCheckWarnsAboutPlaintext(t *testing.T) {
