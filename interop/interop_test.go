@@ -60,8 +60,18 @@ func setup(m *testing.M) (int, error) {
 
 // gateway is one running mcpgate process.
 type gateway struct {
-	URL string
-	cmd *exec.Cmd
+	URL     string
+	cmd     *exec.Cmd
+	logPath string
+}
+
+// logTail returns the last lines of the gateway's combined output.
+func (g *gateway) logTail(lines int) string {
+	b, err := os.ReadFile(g.logPath)
+	if err != nil {
+		return fmt.Sprintf("(cannot read the mcpgate log: %v)", err)
+	}
+	return tail(string(b), lines)
 }
 
 // startGateway runs `mcpgate serve` with the given config on a free loopback
@@ -120,7 +130,7 @@ func startGateway(t *testing.T, configYAML string) *gateway {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &gateway{URL: "http://" + addr + "/mcp", cmd: cmd}
+	return &gateway{URL: "http://" + addr + "/mcp", cmd: cmd, logPath: logPath}
 }
 
 func freeAddr(t *testing.T) string {

@@ -38,6 +38,8 @@ usage:
   mcpgate check --config FILE                     validate a config; exit non-zero on errors
   mcpgate keys new [--id NAME]                    print a new API key and the config line that accepts it
   mcpgate audit keygen|verify ...                 make an audit signing key pair; verify an audit log (FILE --key PUBFILE)
+  mcpgate demo [--listen ADDR]                    serve the demo MCP server over stdio (what builtin: demo runs),
+                                                  or over HTTP on a loopback address
   mcpgate version                                 print the version
 `
 
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = keys(args[1:], stdout, stderr)
 	case "audit":
 		err = auditCmd(args[1:], stdout, stderr)
+	case "demo":
+		err = demoCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mcpgate", gateway.Version())
 	case "help", "-h", "--help":

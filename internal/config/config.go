@@ -10,6 +10,7 @@ package config
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -96,14 +97,51 @@ type APIKey struct {
 	Roles  []string `yaml:"roles"`
 }
 
-// Upstream is one MCP server mcpgate fronts.
+// Upstream is one MCP server mcpgate fronts: a stdio child (builtin or
+// command) or a remote Streamable HTTP server (url). Exactly one of Builtin,
+// Command, URL is set. See upstream.go for the types it uses and the rules
+// it must follow.
 type Upstream struct {
-	// Builtin names an MCP server compiled into mcpgate and served in-process.
-	// The only one is "demo".
+	// Builtin names mcpgate's own demo server (BuiltinDemo), run as a stdio
+	// child: the mcpgate binary re-executed.
 	Builtin string `yaml:"builtin"`
+	// Command is the argv of a stdio child. Command[0] is used as written: a
+	// bare program name is looked up in PATH.
+	Command []string `yaml:"command"`
+	// Env is the child's whole environment: children start from an empty
+	// one, so nothing of mcpgate's own environment leaks into them.
+	Env map[string]Value `yaml:"env"`
+	// Dir is the child's working directory; relative to the config file's
+	// directory.
+	Dir string `yaml:"dir"`
+	// URL is a remote Streamable HTTP endpoint.
+	URL string `yaml:"url"`
+	// Auth holds the credentials the gateway presents to a url upstream
+	// (never the caller's own).
+	Auth *UpstreamAuth `yaml:"auth"`
+	// TLS configures TLS towards a url upstream.
+	TLS *UpstreamTLS `yaml:"tls"`
 	// Namespace prefixes the upstream's names; nil means the upstream's own
 	// config name, "" means no prefix.
 	Namespace *string `yaml:"namespace"`
+	// Start is StartBoot (the default: started with the gateway) or
+	// StartOnDemand (started at first use).
+	Start string `yaml:"start"`
+	// Instances is InstancesShared (the default: one instance for every
+	// caller) or InstancesPerPrincipal (one per authenticated principal;
+	// stdio upstreams only).
+	Instances string `yaml:"instances"`
+	// MaxInstances caps the per-principal instances running at once.
+	MaxInstances int `yaml:"max_instances"`
+	// IdleTimeout stops a per-principal instance idle for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// CallTimeout bounds every call to this upstream.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// InsecureNoSandbox is required for stdio upstreams until the sandbox
+	// lands; they then run unsandboxed, warned about at every start.
+	InsecureNoSandbox bool `yaml:"insecure_no_sandbox"`
+	// InsecurePlaintext allows an http:// url to a non-loopback host.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
 }
 
 // Audit configures the tamper-evident audit log.
@@ -151,6 +189,10 @@ func (c *Config) ApplyDefaults() {
 	c.Admin.applyDefaults()
 	c.Limits.applyDefaults()
 	c.Auth.JWT.applyDefaults()
+	for name, u := range c.Upstreams {
+		u.applyDefaults()
+		c.Upstreams[name] = u
+	}
 }
 
 func setDefault[T comparable](field *T, value T) {
@@ -167,7 +209,13 @@ func IsLoopbackAddress(address string) bool {
 	if err != nil {
 		return false
 	}
-	if host == "localhost" {
+	return IsLoopbackHost(host)
+}
+
+// IsLoopbackHost reports whether a host name or IP address (without port or
+// brackets) names only loopback: "localhost", 127.0.0.0/8 or ::1.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip, err := netip.ParseAddr(host)

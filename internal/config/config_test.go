@@ -14,7 +14,7 @@ auth:
   api_keys:
     - {id: ci-bot, sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", roles: [reader]}
 upstreams:
-  demo: {builtin: demo, namespace: ""}
+  demo: {builtin: demo, namespace: "", insecure_no_sandbox: true}
 `
 
 func TestParseValid(t *testing.T) {
@@ -48,7 +48,7 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			name: "unknown key inside a list item",
-			yaml: "auth:\n  api_keys:\n    - {id: a, sha: x}\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n",
+			yaml: "auth:\n  api_keys:\n    - {id: a, sha: x}\nupstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n",
 			want: []string{`f.yaml:3: auth.api_keys[0].sha: unknown key (did you mean "sha256"?)`},
 		},
 		{
@@ -73,7 +73,7 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			name: "aliases refused",
-			yaml: "auth: &a {insecure_disable_auth: true}\nlisten: *a\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n",
+			yaml: "auth: &a {insecure_disable_auth: true}\nlisten: *a\nupstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n",
 			want: []string{"aliases are not allowed"},
 		},
 		{
@@ -88,12 +88,12 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			name: "no authentication configured",
-			yaml: "upstreams:\n  demo: {builtin: demo, namespace: \"\"}\n",
+			yaml: "upstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n",
 			want: []string{"auth: no way to authenticate"},
 		},
 		{
 			name: "key stored in clear instead of its digest",
-			yaml: "auth:\n  api_keys:\n    - {id: a, sha256: mgk_secretsecret}\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n",
+			yaml: "auth:\n  api_keys:\n    - {id: a, sha256: mgk_secretsecret}\nupstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n",
 			want: []string{"f.yaml:3: auth.api_keys[0].sha256: must be 64 lower-case hex digits"},
 		},
 		{
@@ -101,7 +101,7 @@ func TestParseProblems(t *testing.T) {
 			yaml: "auth:\n  api_keys:\n" +
 				"    - {id: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n" +
 				"    - {id: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n" +
-				"upstreams:\n  demo: {builtin: demo, namespace: \"\"}\n",
+				"upstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n",
 			want: []string{`auth.api_keys[1].id: duplicate id "a"`, `auth.api_keys[1].sha256: the same key is also configured for "a"`},
 		},
 		{
@@ -186,7 +186,7 @@ func TestParseProblems(t *testing.T) {
 
 // tail is the rest of a valid config, for tests about one section.
 func tail() string {
-	return "auth: {insecure_disable_auth: true}\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"
+	return "auth: {insecure_disable_auth: true}\nupstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n"
 }
 
 func TestLoadExamples(t *testing.T) {
@@ -205,7 +205,7 @@ func TestLoadExamples(t *testing.T) {
 
 func TestTLSAccepted(t *testing.T) {
 	const keyedTail = "auth:\n  api_keys:\n    - {id: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n" +
-		"upstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"
+		"upstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n"
 	for name, yaml := range map[string]string{
 		"self-signed on loopback":              "listen: {tls: {self_signed: true}}\n",
 		"self-signed beyond loopback":          "listen: {address: \"10.0.0.1:8443\", allowed_hosts: [x], tls: {self_signed: true}}\n",
@@ -283,6 +283,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(validYAML))
 	f.Add([]byte("listen: {address: x}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("auth: {insecure_disable_auth: true}\nupstreams:\n  x: {command: [a], insecure_no_sandbox: true, env: {A: {secret: \"env:B\"}, C: d}}\n" +
+		"  y: {url: \"https://h/mcp\", auth: {bearer: {secret: \"file:t\"}}, tls: {ca: c}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yaml", data)
 		if err == nil && len(cfg.Validate()) > 0 {

@@ -6,8 +6,12 @@ package config
 func Default() *Config {
 	none := ""
 	c := &Config{
-		Source:    "embedded default",
-		Upstreams: map[string]Upstream{"demo": {Builtin: "demo", Namespace: &none}},
+		Source: "embedded default",
+		Upstreams: map[string]Upstream{
+			// No sandbox exists yet; the demo is mcpgate's own code, so it
+			// runs unsandboxed by default (warned at every start).
+			BuiltinDemo: {Builtin: BuiltinDemo, Namespace: &none, InsecureNoSandbox: true},
+		},
 	}
 	c.ApplyDefaults()
 	return c

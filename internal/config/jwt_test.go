@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-const jwtUpstreams = "upstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"
+const jwtUpstreams = "upstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n"
 
 func jwtYAML(extra string) string {
 	return "auth:\n  jwt:\n" +

@@ -53,7 +53,7 @@ func TestLimitsValidation(t *testing.T) {
 func TestLimitsFromYAML(t *testing.T) {
 	src := `
 auth: {insecure_disable_auth: true}
-upstreams: {demo: {builtin: demo, namespace: ""}}
+upstreams: {demo: {builtin: demo, namespace: "", insecure_no_sandbox: true}}
 limits:
   per_principal: {rate: 2.5, burst: 10, concurrent: 3}
   per_principal_tool: {rate: 1, burst: 2}

@@ -92,6 +92,7 @@ func Parse(source string, data []byte) (*Config, error) {
 
 // resolvePaths makes relative file paths relative to dir, the config file's
 // directory, so a config means the same files whatever the working directory.
+// Upstreams' paths are resolved too (see Upstream.resolvePaths).
 func (c *Config) resolvePaths(dir string) {
 	paths := []*string{&c.Audit.Path, &c.Audit.SigningKey}
 	if t := c.Listen.TLS; t != nil {
@@ -101,6 +102,10 @@ func (c *Config) resolvePaths(dir string) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
+	}
+	for name, u := range c.Upstreams {
+		u.resolvePaths(dir)
+		c.Upstreams[name] = u
 	}
 }
 

@@ -3,17 +3,15 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
-
-// Builtins are the MCP servers compiled into mcpgate.
-var builtins = map[string]bool{"demo": true}
 
 // idPattern is what an API key id, upstream name or role may look like: ids
 // end up in logs, audit records and tool names, so they stay plain.
@@ -198,36 +196,11 @@ func (c *Config) validateUpstreams(add addFunc) {
 		add("upstreams", "no upstream configured: mcpgate would have nothing to serve")
 		return
 	}
-	names := make([]string, 0, len(c.Upstreams))
-	for name := range c.Upstreams {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.Upstreams))
 	for _, name := range names {
-		u := c.Upstreams[name]
-		key := "upstreams." + name
-		if !namespacePattern.MatchString(name) {
-			add(key, "upstream name %q must be 1-32 characters of letters, digits, _ and -", name)
-		}
-		if u.Builtin == "" {
-			add(key+".builtin", "required: this version of mcpgate serves built-in upstreams only (\"demo\")")
-		} else if !builtins[u.Builtin] {
-			add(key+".builtin", "unknown built-in %q (known: demo)", u.Builtin)
-		}
-		if u.Namespace != nil && *u.Namespace != "" && !namespacePattern.MatchString(*u.Namespace) {
-			add(key+".namespace", "%q must be empty or 1-32 characters of letters, digits, _ and -", *u.Namespace)
-		}
+		c.Upstreams[name].validate(name, "upstreams."+name, add)
 	}
-	// Until the upstream catalog lands, one endpoint serves one upstream, and
-	// it must be mounted without a prefix so names pass through unchanged.
-	if len(c.Upstreams) > 1 {
-		add("upstreams", "this version of mcpgate serves exactly one upstream")
-	}
-	for _, name := range names {
-		if u := c.Upstreams[name]; u.UpstreamNamespace(name) != "" {
-			add("upstreams."+name+".namespace", "must be \"\" in this version of mcpgate (names pass through unchanged)")
-		}
-	}
+	c.validateNamespaces(names, add)
 }
 
 func (c *Config) validateAudit(add addFunc) {

@@ -14,12 +14,20 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/sealed"
+	"github.com/mcpgate/mcpgate/internal/strictjson"
+	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
 const (
@@ -39,6 +47,10 @@ const (
 	// reaches the gateway log. The SDK logs every resource-updated
 	// notification at Info, which would flood the log every few seconds.
 	sdkLogLevel = slog.LevelWarn
+
+	// stateDomain separates the demo's requestState tags from any other use
+	// of a sealing key.
+	stateDomain = "mcpgate/demo/requestState/v1"
 )
 
 // Demo owns the demo MCP server and the secrets and counters its handlers
@@ -46,7 +58,7 @@ const (
 type Demo struct {
 	server *mcp.Server
 	logger *slog.Logger
-	states *stateSealer
+	states *sealed.Sealer
 
 	// updateInterval is how often Run announces a watched-resource change.
 	updateInterval time.Duration
@@ -64,7 +76,7 @@ func New(logger *slog.Logger) *Demo {
 	}
 	d := &Demo{
 		logger:         logger,
-		states:         newStateSealer(time.Now),
+		states:         sealed.New(stateDomain, time.Now),
 		updateInterval: watchedUpdateInterval,
 	}
 	d.server = mcp.NewServer(&mcp.Implementation{
@@ -147,3 +159,32 @@ func (h *minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *minLevelHandler) WithGroup(name string) slog.Handler {
 	return &minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
 }
+
+// ServeStdio serves the demo over r and w (a child's stdin and stdout) until
+// r ends or ctx is done, with the watched-resource updates running beside it.
+// It is what `mcpgate demo` (the built-in upstream) runs.
+func (d *Demo) ServeStdio(ctx context.Context, r io.Reader, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { d.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+	err := d.server.Run(ctx, &mcp.IOTransport{Reader: io.NopCloser(r), Writer: nopCloser{w}})
+	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("serve demo over stdio: %w", err)
+	}
+	return nil
+}
+
+// Handler serves the demo over Streamable HTTP, both eras on one endpoint.
+func (d *Demo) Handler() http.Handler {
+	get := func(*http.Request) *mcp.Server { return d.server }
+	legacy := mcp.NewStreamableHTTPHandler(get, nil)
+	modern := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true})
+	return transport.EraMux(legacy, modern, strictjson.DefaultLimits())
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

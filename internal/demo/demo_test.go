@@ -12,6 +12,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/sealed"
 )
 
 const (
@@ -304,20 +306,20 @@ func TestRequestStateRejected(t *testing.T) {
 		state: func(_ *testing.T, _ *mcp.ClientSession, _ *fakeClock, minted string) string {
 			return minted + "-TAMPERED"
 		},
-		want: errStateForged,
+		want: sealed.ErrForged,
 	}, {
 		name: "tampered payload",
 		state: func(_ *testing.T, _ *mcp.ClientSession, _ *fakeClock, minted string) string {
 			return "A" + minted[1:]
 		},
-		want: errStateForged,
+		want: sealed.ErrForged,
 	}, {
 		name: "expired",
 		state: func(_ *testing.T, _ *mcp.ClientSession, clock *fakeClock, minted string) string {
-			clock.advance(stateTTL + time.Second)
+			clock.advance(sealed.TTL + time.Second)
 			return minted
 		},
-		want: errStateExpired,
+		want: sealed.ErrExpired,
 	}, {
 		name: "replayed",
 		state: func(t *testing.T, cs *mcp.ClientSession, _ *fakeClock, minted string) string {
@@ -327,19 +329,19 @@ func TestRequestStateRejected(t *testing.T) {
 			}
 			return minted
 		},
-		want: errStateReplayed,
+		want: sealed.ErrReplayed,
 	}, {
 		name: "other operation",
 		state: func(t *testing.T, cs *mcp.ClientSession, _ *fakeClock, _ string) string {
 			return mintState(t, cs, "test_input_required_result_request_state")
 		},
-		want: errStateOperation,
+		want: sealed.ErrOperation,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := New(nil)
 			clock := &fakeClock{}
-			d.states.now = clock.now
+			d.states = sealed.New(stateDomain, clock.now)
 			cs := connect(t, d, modernVersion, &mcp.ClientOptions{
 				Capabilities:   &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{}},
 				MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: true},
@@ -366,29 +368,6 @@ func mintState(t *testing.T, cs *mcp.ClientSession, tool string) string {
 		t.Fatalf("call %s: want an input-required result with requestState, got %+v", tool, res)
 	}
 	return res.RequestState
-}
-
-func TestStateSealer(t *testing.T) {
-	s := newStateSealer(time.Now)
-	state, err := s.seal("op", 2, map[string]string{"k": "v"})
-	if err != nil {
-		t.Fatalf("seal: %v", err)
-	}
-	got, err := s.open("op", state)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	if got.Step != 2 || got.Data["k"] != "v" {
-		t.Errorf("opened payload = %+v", got)
-	}
-	if _, err := newStateSealer(time.Now).open("op", state); !errors.Is(err, errStateForged) {
-		t.Errorf("open under another key: err = %v, want %v", err, errStateForged)
-	}
-	for _, bad := range []string{"", "no-separator", "!!!.!!!"} {
-		if _, err := s.open("op", bad); err == nil {
-			t.Errorf("open(%q) succeeded", bad)
-		}
-	}
 }
 
 // TestRunAnnouncesWatchedUpdates subscribes a legacy session to the watched

@@ -8,6 +8,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/sealed"
 )
 
 // Every tool and prompt here needs input from the client. Each is written as
@@ -189,7 +191,7 @@ func (d *Demo) addConfirmTool(name, description string) {
 			if err := requireInput(declaredInputs(req.ClientCapabilities()), inputElicitation); err != nil {
 				return nil, nil, err
 			}
-			state, err := d.states.seal(op, singleStep, nil)
+			state, err := d.states.Seal(op, singleStep, nil)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -223,7 +225,7 @@ func (d *Demo) greetWithEverything(_ context.Context, req *mcp.CallToolRequest, 
 			return nil, nil, err
 		}
 	}
-	state, err := d.states.seal(op, singleStep, nil)
+	state, err := d.states.Seal(op, singleStep, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -263,13 +265,13 @@ func (d *Demo) multiRound(_ context.Context, req *mcp.CallToolRequest, _ any) (*
 		}
 		return textResult(fmt.Sprintf("Multi-round complete: %s likes %s", state.Data[stateKeyName], color)), nil, nil
 	}
-	return nil, nil, invalidState(errStateMalformed)
+	return nil, nil, invalidState(sealed.ErrMalformed)
 }
 
 // askStep returns the input request of one multi-round step with a freshly
 // sealed state for it.
 func (d *Demo) askStep(op string, step int, data map[string]string) (*mcp.CallToolResult, any, error) {
-	state, err := d.states.seal(op, step, data)
+	state, err := d.states.Seal(op, step, data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -328,8 +330,8 @@ func inputRequiredPrompt(_ context.Context, req *mcp.GetPromptRequest) (*mcp.Get
 
 // openState verifies a requestState, turning any failure into the JSON-RPC
 // invalid-params error a tampered, expired or replayed state deserves.
-func (d *Demo) openState(op, state string) (*statePayload, error) {
-	payload, err := d.states.open(op, state)
+func (d *Demo) openState(op, state string) (*sealed.Payload, error) {
+	payload, err := d.states.Open(op, state)
 	if err != nil {
 		d.logger.Info("demo: rejected requestState", "operation", op, "reason", err)
 		return nil, invalidState(err)

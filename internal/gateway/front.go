@@ -31,42 +31,6 @@ type Auditor interface {
 	Append(ctx context.Context, ev audit.Event) error
 }
 
-// Era is an MCP protocol era; one endpoint serves both.
-type Era int
-
-const (
-	// Legacy is 2025-11-25 and earlier: initialize, Mcp-Session-Id, GET streams.
-	Legacy Era = iota
-	// Modern is 2026-07-28: stateless, per-request _meta.
-	Modern
-)
-
-func (e Era) String() string {
-	if e == Modern {
-		return "modern"
-	}
-	return "legacy"
-}
-
-// firstModernVersion is the first protocol revision of the modern era.
-// Revisions are dates, so string order is time order.
-const firstModernVersion = "2026-07-28"
-
-// ChooseEra decides which era serves a request. A request is modern when its
-// MCP-Protocol-Version header or its body's _meta names a modern revision, or
-// when it is server/discover (the modern era probe); everything else
-// (initialize, session traffic, GET and DELETE) is legacy. msg is nil for
-// requests without a body.
-func ChooseEra(header http.Header, msg *strictjson.Message) Era {
-	if v := header.Get("MCP-Protocol-Version"); v >= firstModernVersion {
-		return Modern
-	}
-	if msg != nil && (msg.ProtocolVersion != "" || msg.Method == "server/discover") {
-		return Modern
-	}
-	return Legacy
-}
-
 // front is the MCP endpoint: it authenticates, enforces the POST content
 // type and body cap, passes the body through the strict JSON gate, and hands
 // the request to the SDK handler of its era. Nothing reaches the SDK that did
@@ -120,7 +84,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rc.SetWriteDeadline(time.Now().Add(f.streamTimeout))
-		f.dispatched(r, Legacy)
+		f.dispatched(r, transport.Legacy)
 		f.legacy.ServeHTTP(w, r)
 		return
 	}
@@ -161,9 +125,9 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
-	era := ChooseEra(r.Header, msg)
+	era := transport.ChooseEra(r.Header, msg)
 	f.dispatched(r, era)
-	if era == Modern {
+	if era == transport.Modern {
 		f.modern.ServeHTTP(w, r)
 		return
 	}

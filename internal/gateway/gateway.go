@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,11 +23,11 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/limits"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
+	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
 // EndpointPath is where the MCP endpoint is served.
@@ -41,7 +40,8 @@ const shutdownGrace = 10 * time.Second
 type Gateway struct {
 	cfg     *config.Config
 	logger  *slog.Logger
-	demo    *demo.Demo
+	catalog *upstream.Catalog
+	started bool // Start has run
 	handler http.Handler
 	tls     *transport.ServerTLS // nil: plaintext
 	audit   *audit.Log           // nil: auditing off
@@ -68,10 +68,20 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 			return nil, err
 		}
 	}
-	g.demo = demo.New(logger.With("upstream", "demo"))
-	server := g.demo.Server()
-	getServer := func(*http.Request) *mcp.Server { return server }
 	sdkLogger := logger.With("component", "mcp-sdk")
+	specs, err := upstream.SpecsFromConfig(cfg, BuiltinCommand, logger)
+	if err != nil {
+		return nil, err
+	}
+	g.catalog = upstream.NewCatalog(specs, upstream.Options{
+		Version:   Version(),
+		Owner:     requestOwner,
+		Logger:    logger,
+		SDKLogger: sdkLogger,
+		Metrics:   g.metrics,
+	})
+	server := g.catalog.Server()
+	getServer := func(*http.Request) *mcp.Server { return server }
 	// Host and Origin are checked by our own guard in front, against the
 	// configured allowlist; the SDK's loopback-only check would refuse a
 	// configured name behind a proxy, so it is turned off here.
@@ -95,7 +105,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	f := &front{
 		auth:          authenticator,
 		legacy:        bindSessions(legacy, cfg.Auth.InsecureDisableAuth),
-		modern:        modern,
+		modern:        bindSessions(modern, cfg.Auth.InsecureDisableAuth),
 		limits:        jsonLimits,
 		maxBody:       cfg.Listen.MaxBodyBytes,
 		readTimeout:   cfg.Listen.ReadTimeout,
@@ -155,9 +165,46 @@ func openAudit(a config.Audit, logger *slog.Logger) (*audit.Log, error) {
 	return l, nil
 }
 
-// Close releases what New opened (the audit log, after a final signed
-// checkpoint). Serve calls it; call it only for a gateway never served.
+// BuiltinCommand is the argv that runs a built-in upstream as a child: this
+// very binary, re-executed with the built-in's subcommand ("mcpgate demo").
+func BuiltinCommand(name string) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	return []string{self, name}, nil
+}
+
+// requestOwner is the principal an MCP request comes from, as the front
+// established it (see bindSessions): "" when authentication is off.
+func requestOwner(req mcp.Request) string {
+	if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil {
+		return extra.TokenInfo.UserID
+	}
+	return ""
+}
+
+// Start starts the upstreams and waits (bounded) for those that start at
+// boot. Serve calls it; call it yourself only to use Handler without Serve.
+func (g *Gateway) Start(ctx context.Context) error {
+	if g.started {
+		return nil
+	}
+	g.started = true
+	for name, u := range g.cfg.Upstreams {
+		if u.InsecureNoSandbox {
+			g.logger.Warn("UPSTREAM RUNS UNSANDBOXED: it has the gateway's user, files and network", "upstream", name,
+				"key", "upstreams."+name+".insecure_no_sandbox")
+		}
+	}
+	return g.catalog.Start(ctx)
+}
+
+// Close releases what New and Start opened: the upstreams (children are
+// stopped) and the audit log, after a final signed checkpoint. Serve calls
+// it; call it only for a gateway never served.
 func (g *Gateway) Close() error {
+	g.catalog.Close()
 	if g.adminLn != nil {
 		g.adminLn.Close() // already closed if served
 	}
@@ -261,18 +308,15 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		g.logger.Warn("SERVING PLAINTEXT ON A NON-LOOPBACK ADDRESS: API keys and tool traffic cross the network unencrypted unless a TLS-terminating proxy is in front",
 			"key", "listen.insecure_plaintext", "address", ln.Addr().String())
 	}
+	if err := g.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	url := g.EndpointURL(ln)
 	if g.tls != nil {
 		ln = tls.NewListener(ln, g.tls.Config)
 	}
 	srv := transport.NewServer(g.cfg.Listen, g.handler, g.logger)
-	bg, stopBackground := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { g.demo.Run(bg) })
-	defer func() {
-		stopBackground()
-		wg.Wait()
-	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

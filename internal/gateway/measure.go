@@ -9,6 +9,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
 // requestLabels are a request's metric labels, filled in by the front as it
@@ -39,7 +40,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // dispatched labels a request with the era of the SDK handler it is
 // handed to (its method was labelled when it was audited, in allow).
-func (f *front) dispatched(r *http.Request, era Era) {
+func (f *front) dispatched(r *http.Request, era transport.Era) {
 	labelsFrom(r.Context()).era = era.String()
 }
 

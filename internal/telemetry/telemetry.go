@@ -108,6 +108,7 @@ type Metrics struct {
 	auditRecords  prometheus.Counter
 	auditFailures prometheus.Counter
 	auditLatency  prometheus.Histogram
+	restarts      *prometheus.CounterVec
 }
 
 // New makes the metrics in a registry of their own, with the Go runtime and
@@ -146,6 +147,10 @@ func New(version string) *Metrics {
 			Help:    "Time to write one audit record to stable storage (the audit lag every request waits for).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_upstream_restarts_total",
+			Help: "Times an upstream connection failed or ended and was restarted, by upstream (its config name).",
+		}, []string{"upstream"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "mcpgate_build_info",
@@ -157,7 +162,7 @@ func New(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo, m.requests, m.duration, m.authFailures, m.refusals,
-		m.auditRecords, m.auditFailures, m.auditLatency,
+		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts,
 	)
 	// Known reasons start at zero so that rate() sees their first increase.
 	for _, r := range []string{AuthNoCredentials, AuthMalformed, AuthInvalid} {
@@ -215,4 +220,13 @@ func (m *Metrics) AuditAppend(d time.Duration, err error) {
 	}
 	m.auditRecords.Inc()
 	m.auditLatency.Observe(d.Seconds())
+}
+
+// UpstreamRestart counts one restart of an upstream. The label is a config
+// name, so its values are bounded by the config.
+func (m *Metrics) UpstreamRestart(upstream string) {
+	if m == nil {
+		return
+	}
+	m.restarts.WithLabelValues(upstream).Inc()
 }

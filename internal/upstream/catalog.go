@@ -1,0 +1,422 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/yosida95/uritemplate/v3"
+
+	"github.com/mcpgate/mcpgate/internal/sealed"
+)
+
+// bootTimeout bounds how long Start waits for the upstreams that start at
+// boot to connect and be listed.
+const bootTimeout = 60 * time.Second
+
+// Options configure a Catalog.
+type Options struct {
+	// Version is mcpgate's version, reported as the server's version.
+	Version string
+	// Owner names the principal a request comes from: the key of
+	// per-principal instances and the binding of sealed request states.
+	Owner func(req mcp.Request) string
+	// Logger receives the catalog's records; SDKLogger the SDK's own.
+	Logger, SDKLogger *slog.Logger
+	// Metrics counts upstream events; nil counts nothing.
+	Metrics Metrics
+}
+
+// Catalog is the merged view of every upstream, served by one *mcp.Server.
+type Catalog struct {
+	server    *mcp.Server
+	upstreams []*Upstream // sorted by name
+	owner     func(req mcp.Request) string
+	logger    *slog.Logger
+	calls     *calls
+	states    *sealed.Sealer
+
+	mu        sync.Mutex
+	tools     map[string]entry // exposed name -> where it lives
+	prompts   map[string]entry
+	resources map[string]entry    // URI -> owner
+	templates map[string]template // URI template -> owner
+	conflicts []string            // what the last syncs refused, for Start
+
+	cancel context.CancelFunc
+}
+
+// entry is one catalog item: the upstream that serves it and its own name
+// (or URI) there.
+type entry struct {
+	u    *Upstream
+	name string
+}
+
+// template is a resource template's owner and its matcher.
+type template struct {
+	entry
+	match *regexp.Regexp
+}
+
+// stateDomain separates the catalog's requestState tags from any other use
+// of a sealing key.
+const stateDomain = "mcpgate/upstream/requestState/v1"
+
+// NewCatalog builds the catalog for specs; nothing starts until Start.
+func NewCatalog(specs []Spec, opts Options) *Catalog {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	metrics := opts.Metrics
+	if metrics == nil {
+		metrics = noMetrics{}
+	}
+	c := &Catalog{
+		owner:     opts.Owner,
+		logger:    logger,
+		calls:     newCalls(),
+		states:    sealed.New(stateDomain, time.Now),
+		tools:     map[string]entry{},
+		prompts:   map[string]entry{},
+		resources: map[string]entry{},
+		templates: map[string]template{},
+	}
+	if c.owner == nil {
+		c.owner = func(mcp.Request) string { return "" }
+	}
+	sdkLogger := opts.SDKLogger
+	if sdkLogger == nil {
+		sdkLogger = logger
+	}
+	c.server = mcp.NewServer(&mcp.Implementation{Name: "mcpgate", Title: "mcpgate MCP gateway", Version: opts.Version}, &mcp.ServerOptions{
+		// Every capability is advertised up front: on-demand upstreams have
+		// not been listed when a client initializes, and the SDK would
+		// otherwise infer "no tools" from an empty registry.
+		Capabilities: &mcp.ServerCapabilities{
+			//lint:ignore SA1019 logging is deprecated in 2026-07-28 but still relayed for 2025-11-25 clients.
+			Logging:     &mcp.LoggingCapabilities{},
+			Tools:       &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:     &mcp.PromptCapabilities{ListChanged: true},
+			Resources:   &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+			Completions: &mcp.CompletionCapabilities{},
+		},
+		CompletionHandler:  c.complete,
+		SubscribeHandler:   c.subscribe,
+		UnsubscribeHandler: c.unsubscribe,
+		Logger:             sdkLogger,
+	})
+	c.server.AddReceivingMiddleware(c.listOnDemand)
+	for _, spec := range specs {
+		u := &Upstream{
+			spec:    spec,
+			cat:     c,
+			logger:  logger.With("upstream", spec.Name),
+			metrics: metrics,
+			resync:  make(chan struct{}, 1),
+			subs:    map[string]int{},
+		}
+		u.client = c.newClient(u)
+		c.upstreams = append(c.upstreams, u)
+	}
+	sort.Slice(c.upstreams, func(i, j int) bool { return c.upstreams[i].spec.Name < c.upstreams[j].spec.Name })
+	return c
+}
+
+// Server is the MCP server clients talk to.
+func (c *Catalog) Server() *mcp.Server { return c.server }
+
+// Start starts the upstreams and waits (bounded) until those that start at
+// boot are connected and listed. Names that collide between upstreams are an
+// error here: the gateway does not start with an item silently shadowed. An
+// upstream that fails to start is not an error (it keeps being retried, and
+// its calls fail fast meanwhile): one broken server must not keep the
+// gateway from serving the others.
+func (c *Catalog) Start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	for _, u := range c.upstreams {
+		u.start(runCtx)
+	}
+	bootCtx, stop := context.WithTimeout(ctx, bootTimeout)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, u := range c.upstreams {
+		if u.spec.OnDemand {
+			continue
+		}
+		wg.Go(func() {
+			if !u.catalogInstance().awaitUp(bootCtx) {
+				u.logger.Error("upstream did not start; it is retried in the background and its calls fail until it is up")
+			}
+		})
+	}
+	wg.Wait()
+	c.mu.Lock()
+	conflicts := c.conflicts
+	c.mu.Unlock()
+	if len(conflicts) > 0 {
+		c.Close()
+		return fmt.Errorf("load upstream catalog: %s", strings.Join(conflicts, "; "))
+	}
+	return nil
+}
+
+// Close stops every upstream: children get their stdin closed, then
+// SIGTERM, then SIGKILL; remote sessions are ended.
+func (c *Catalog) Close() {
+	if c.cancel == nil {
+		return
+	}
+	c.cancel()
+	var wg sync.WaitGroup
+	for _, u := range c.upstreams {
+		wg.Go(u.stop)
+	}
+	wg.Wait()
+}
+
+// listOnDemand starts on-demand upstreams before a client's first list, so
+// that what they serve is in the answer.
+func (c *Catalog) listOnDemand(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		switch method {
+		case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+			for _, u := range c.upstreams {
+				if u.spec.OnDemand {
+					u.ensureStarted().awaitUp(ctx)
+				}
+			}
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// exposed is the name a client sees for name on u.
+func exposed(u *Upstream, name string) string {
+	if u.spec.Namespace == "" {
+		return name
+	}
+	return u.spec.Namespace + "." + name
+}
+
+// lists is what one upstream serves.
+type lists struct {
+	tools     []*mcp.Tool
+	prompts   []*mcp.Prompt
+	resources []*mcp.Resource
+	templates []*mcp.ResourceTemplate
+}
+
+// sync re-lists what u serves through cs and updates the catalog: new and
+// changed items are added, vanished ones removed (the SDK tells clients the
+// lists changed). An item whose name another upstream already serves is
+// refused, logged and remembered as a conflict.
+func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) {
+	l, err := fetchLists(ctx, cs)
+	if err != nil {
+		u.logger.Error("list upstream catalog", "error", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var conflicts []string
+	conflict := func(kind, name string, other *Upstream) {
+		msg := fmt.Sprintf("%s %q of upstream %q collides with upstream %q", kind, name, u.spec.Name, other.spec.Name)
+		conflicts = append(conflicts, msg)
+		u.logger.Error("catalog item refused: name collision", "kind", kind, "name", name, "other_upstream", other.spec.Name)
+	}
+
+	keepTools := map[string]bool{}
+	for _, t := range l.tools {
+		name := exposed(u, t.Name)
+		if e, ok := c.tools[name]; ok && e.u != u {
+			conflict("tool", name, e.u)
+			continue
+		}
+		if err := checkTool(name, t); err != nil {
+			u.logger.Error("tool refused", "tool", t.Name, "error", err)
+			continue
+		}
+		cp := *t
+		cp.Name = name
+		c.tools[name] = entry{u, t.Name}
+		keepTools[name] = true
+		c.server.AddTool(&cp, c.callTool(u, t.Name))
+	}
+	c.server.RemoveTools(removeGone(c.tools, u, keepTools)...)
+
+	keepPrompts := map[string]bool{}
+	for _, p := range l.prompts {
+		name := exposed(u, p.Name)
+		if e, ok := c.prompts[name]; ok && e.u != u {
+			conflict("prompt", name, e.u)
+			continue
+		}
+		cp := *p
+		cp.Name = name
+		c.prompts[name] = entry{u, p.Name}
+		keepPrompts[name] = true
+		c.server.AddPrompt(&cp, c.getPrompt(u, p.Name))
+	}
+	c.server.RemovePrompts(removeGone(c.prompts, u, keepPrompts)...)
+
+	keepResources := map[string]bool{}
+	for _, r := range l.resources {
+		if e, ok := c.resources[r.URI]; ok && e.u != u {
+			conflict("resource", r.URI, e.u)
+			continue
+		}
+		if _, err := url.Parse(r.URI); err != nil {
+			u.logger.Error("resource refused: invalid URI", "uri", r.URI)
+			continue
+		}
+		cp := *r
+		cp.Name = exposed(u, r.Name)
+		c.resources[r.URI] = entry{u, r.URI}
+		keepResources[r.URI] = true
+		c.server.AddResource(&cp, c.readResource(u))
+	}
+	c.server.RemoveResources(removeGone(c.resources, u, keepResources)...)
+
+	keepTemplates := map[string]bool{}
+	for _, t := range l.templates {
+		if e, ok := c.templates[t.URITemplate]; ok && e.u != u {
+			conflict("resource template", t.URITemplate, e.u)
+			continue
+		}
+		tmpl, err := uritemplate.New(t.URITemplate)
+		if err != nil {
+			u.logger.Error("resource template refused: invalid URI template", "uri_template", t.URITemplate)
+			continue
+		}
+		cp := *t
+		cp.Name = exposed(u, t.Name)
+		c.templates[t.URITemplate] = template{entry{u, t.URITemplate}, tmpl.Regexp()}
+		keepTemplates[t.URITemplate] = true
+		c.server.AddResourceTemplate(&cp, c.readResource(u))
+	}
+	var goneTemplates []string
+	for k, t := range c.templates {
+		if t.u == u && !keepTemplates[k] {
+			delete(c.templates, k)
+			goneTemplates = append(goneTemplates, k)
+		}
+	}
+	c.server.RemoveResourceTemplates(goneTemplates...)
+	c.conflicts = append(c.conflicts, conflicts...)
+	u.logger.Info("upstream catalog synced", "tools", len(keepTools), "prompts", len(keepPrompts),
+		"resources", len(keepResources), "resource_templates", len(keepTemplates))
+}
+
+// removeGone deletes u's items that are not in keep from m and returns their keys.
+func removeGone(m map[string]entry, u *Upstream, keep map[string]bool) []string {
+	var gone []string
+	for k, e := range m {
+		if e.u == u && !keep[k] {
+			delete(m, k)
+			gone = append(gone, k)
+		}
+	}
+	return gone
+}
+
+// toolNamePattern is what MCP allows in a tool name.
+var toolNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// checkTool refuses a tool definition the SDK would reject (it panics on
+// some): what an upstream lists is untrusted input.
+func checkTool(name string, t *mcp.Tool) error {
+	if !toolNamePattern.MatchString(name) {
+		return fmt.Errorf("check tool: name %q is not 1-128 characters of A-Z a-z 0-9 _ . -", name)
+	}
+	schema, ok := t.InputSchema.(map[string]any)
+	if !ok || schema["type"] != "object" {
+		return errors.New(`check tool: inputSchema is not a JSON Schema of type "object"`)
+	}
+	if t.OutputSchema != nil {
+		if out, ok := t.OutputSchema.(map[string]any); !ok || out["type"] != "object" {
+			return errors.New(`check tool: outputSchema is not a JSON Schema of type "object"`)
+		}
+	}
+	return nil
+}
+
+// fetchLists lists everything a session's server advertises, every page.
+func fetchLists(ctx context.Context, cs *mcp.ClientSession) (*lists, error) {
+	caps := cs.InitializeResult().Capabilities
+	l := &lists{}
+	var err error
+	if caps.Tools != nil {
+		if l.tools, err = collect(cs.Tools(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list tools: %w", err)
+		}
+	}
+	if caps.Prompts != nil {
+		if l.prompts, err = collect(cs.Prompts(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list prompts: %w", err)
+		}
+	}
+	if caps.Resources != nil {
+		if l.resources, err = collect(cs.Resources(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list resources: %w", err)
+		}
+		if l.templates, err = collect(cs.ResourceTemplates(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list resource templates: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// maxListItems bounds what one upstream may list of one kind: the catalog
+// lives in memory, and an upstream is not trusted to be reasonable.
+const maxListItems = 10000
+
+func collect[T any](seq func(func(T, error) bool)) ([]T, error) {
+	var out []T
+	for item, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == maxListItems {
+			return nil, fmt.Errorf("more than %d items", maxListItems)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// resolveResource returns the upstream serving uri: the one listing it, or
+// the one whose template matches it. A URI two upstreams' templates match is
+// refused rather than guessed.
+func (c *Catalog) resolveResource(uri string) (*Upstream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.resources[uri]; ok {
+		return e.u, nil
+	}
+	var owners []*Upstream
+	for _, t := range c.templates {
+		if t.match.MatchString(uri) && !slices.Contains(owners, t.u) {
+			owners = append(owners, t.u)
+		}
+	}
+	switch len(owners) {
+	case 0:
+		return nil, resourceNotFound(uri)
+	case 1:
+		return owners[0], nil
+	}
+	c.logger.Warn("resource URI matches templates of several upstreams: refused", "uri", uri)
+	return nil, resourceNotFound(uri)
+}

@@ -1,0 +1,238 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
+	"github.com/mcpgate/mcpgate/internal/secret"
+)
+
+// terminateAfter is how long a child has to exit after its stdin closes
+// before it gets SIGTERM (and as long again before SIGKILL).
+const terminateAfter = 2 * time.Second
+
+// instanceDirVar names an instance's private state directory in its
+// environment; instanceDirRef is how an env literal in config refers to it
+// (MEMORY_FILE_PATH: "${MCPGATE_INSTANCE_DIR}/memory.jsonl").
+const (
+	instanceDirVar = "MCPGATE_INSTANCE_DIR"
+	instanceDirRef = "${" + instanceDirVar + "}"
+)
+
+// SpecsFromConfig turns the config's upstreams into Specs, resolving every
+// secret reference now: a missing secret stops the start with an error that
+// names the key, never the value. builtin is the argv that runs a built-in
+// server ("demo") as a child: mcpgate's own binary, re-executed.
+func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, error), logger *slog.Logger) ([]Spec, error) {
+	names := make([]string, 0, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var specs []Spec
+	for _, name := range names {
+		u := cfg.Upstreams[name]
+		spec := Spec{
+			Name:         name,
+			Namespace:    u.UpstreamNamespace(name),
+			OnDemand:     u.Start == config.StartOnDemand,
+			PerPrincipal: u.Instances == config.InstancesPerPrincipal,
+			MaxInstances: u.MaxInstances,
+			IdleTimeout:  u.IdleTimeout,
+			CallTimeout:  u.CallTimeout,
+		}
+		var err error
+		if u.IsRemote() {
+			spec.Dial, err = remoteDialer(name, u)
+		} else {
+			spec.StateDirs = true
+			spec.Dial, err = stdioDialer(name, u, builtin, logger.With("upstream", name))
+		}
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+func stdioDialer(name string, u config.Upstream, builtin func(string) ([]string, error), logger *slog.Logger) (func(context.Context, Instance) (mcp.Transport, error), error) {
+	argv := u.Command
+	if u.Builtin != "" {
+		var err error
+		if argv, err = builtin(u.Builtin); err != nil {
+			return nil, fmt.Errorf("upstreams.%s.builtin: %w", name, err)
+		}
+	}
+	type envVar struct {
+		name, value string
+		literal     bool // may name ${MCPGATE_INSTANCE_DIR}; a secret is never expanded
+	}
+	env := make([]envVar, 0, len(u.Env))
+	keys := make([]string, 0, len(u.Env))
+	for k := range u.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, err := u.Env[k].Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("upstreams.%s.env.%s: %w", name, k, err)
+		}
+		env = append(env, envVar{k, v.Reveal(), !u.Env[k].IsSecret()})
+	}
+	return func(_ context.Context, inst Instance) (mcp.Transport, error) {
+		spec := sandbox.Spec{Argv: argv, Dir: u.Dir}
+		for _, v := range env {
+			value := v.value
+			if v.literal {
+				value = strings.ReplaceAll(value, instanceDirRef, inst.Dir)
+			}
+			spec.Env = append(spec.Env, v.name+"="+value)
+		}
+		if inst.Dir != "" {
+			spec.Env = append(spec.Env, instanceDirVar+"="+inst.Dir)
+		}
+		cmd, err := sandbox.Command(spec)
+		if err != nil {
+			return nil, fmt.Errorf("start upstream %s: %w", name, err)
+		}
+		cmd.Stderr = &stderrLog{logger: logger}
+		return &childTransport{
+			CommandTransport: mcp.CommandTransport{Command: cmd, TerminateDuration: terminateAfter},
+			logger:           logger,
+		}, nil
+	}, nil
+}
+
+// childTransport is the SDK's command transport plus two guarantees: the
+// child's process group is killed once the child has exited (no orphans),
+// and responses the gateway did not ask for are dropped and logged.
+type childTransport struct {
+	mcp.CommandTransport
+	logger *slog.Logger
+}
+
+func (t *childTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	conn, err := t.CommandTransport.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start child: %w", err)
+	}
+	return &groupKiller{Connection: newIDGuard(conn, t.logger), cmd: t.Command}, nil
+}
+
+// stderrLog logs a child's stderr line by line, each line capped.
+type stderrLog struct {
+	logger *slog.Logger
+	buf    []byte
+}
+
+// maxStderrLine caps one logged line of a child's stderr.
+const maxStderrLine = 4096
+
+func (w *stderrLog) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := -1
+		for j, b := range w.buf {
+			if b == '\n' {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			if len(w.buf) > maxStderrLine {
+				w.emit(w.buf[:maxStderrLine])
+				w.buf = w.buf[:0]
+			}
+			return len(p), nil
+		}
+		w.emit(w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *stderrLog) emit(line []byte) {
+	if len(line) > maxStderrLine {
+		line = line[:maxStderrLine]
+	}
+	w.logger.Info("upstream stderr", "line", string(line))
+}
+
+// remoteDialer connects to a remote Streamable HTTP upstream with the
+// credentials the gateway holds for it, and nothing of the client's.
+func remoteDialer(name string, u config.Upstream) (func(context.Context, Instance) (mcp.Transport, error), error) {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t := u.TLS; t != nil {
+		if t.CA != "" {
+			pem, err := os.ReadFile(t.CA)
+			if err != nil {
+				return nil, fmt.Errorf("upstreams.%s.tls.ca: %w", name, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("upstreams.%s.tls.ca: no PEM certificate in %s", name, t.CA)
+			}
+			tlsConfig.RootCAs = pool
+		}
+		if t.ClientCert != "" {
+			cert, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
+			if err != nil {
+				return nil, fmt.Errorf("upstreams.%s.tls.client_cert: %w", name, err)
+			}
+			tlsConfig.Certificates = []tls.Certificate{cert}
+		}
+	}
+	var bearer secret.Secret
+	if u.Auth != nil && u.Auth.Bearer != nil {
+		var err error
+		if bearer, err = u.Auth.Bearer.Resolve(); err != nil {
+			return nil, fmt.Errorf("upstreams.%s.auth.bearer: %w", name, err)
+		}
+	}
+	base := &http.Transport{
+		Proxy:               nil, // an upstream is reached directly, never via an environment proxy
+		TLSClientConfig:     tlsConfig,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	client := &http.Client{
+		Transport: &credentials{base: base, bearer: bearer},
+		// A redirect could carry the bearer elsewhere: none is followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return func(context.Context, Instance) (mcp.Transport, error) {
+		return &mcp.StreamableClientTransport{Endpoint: u.URL, HTTPClient: client, MaxRetries: -1}, nil
+	}, nil
+}
+
+// credentials adds the gateway's own bearer token to every request to one
+// upstream.
+type credentials struct {
+	base   http.RoundTripper
+	bearer secret.Secret
+}
+
+func (c *credentials) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.bearer.IsZero() {
+		return c.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+c.bearer.Reveal())
+	return c.base.RoundTrip(r)
+}
+
