@@ -232,7 +232,7 @@ auth:
   api_keys:
     - {id: interop, sha256: %q, roles: [user]}
 upstreams:
-  demo: {builtin: demo, namespace: ""}
+  demo: {builtin: demo, namespace: "", insecure_no_sandbox: true}
 `, digest))
 	env := []string{"MCPGATE_URL=" + g.URL, "MCPGATE_KEY=" + key}
 	tests := []struct {

@@ -30,7 +30,6 @@ type upstreamEnv struct {
 	g       *gateway
 	keys    map[string]string // principal id -> API key
 	fsDir   string            // the filesystem upstream's allowed directory
-	memFile string            // MEMORY_FILE_PATH of the memory upstream
 }
 
 // startUpstreamGateway starts mcpgate with the everything, fs and memory
@@ -55,7 +54,6 @@ func startUpstreamGateway(t *testing.T) *upstreamEnv {
 		entry[name] = abs
 	}
 	env := &upstreamEnv{keys: map[string]string{}, fsDir: t.TempDir()}
-	env.memFile = filepath.Join(t.TempDir(), "memory.jsonl")
 	// server-filesystem resolves symlinks in its allowed directories; use the
 	// real path so that the paths the client sends match.
 	if env.fsDir, err = filepath.EvalSymlinks(env.fsDir); err != nil {
@@ -79,7 +77,7 @@ upstreams:
     insecure_no_sandbox: true
   memory:
     command: [%q, %q]
-    env: {MEMORY_FILE_PATH: %q}
+    env: {MEMORY_FILE_PATH: "${MCPGATE_INSTANCE_DIR}/memory.jsonl"}
     instances: per-principal
     insecure_no_sandbox: true
 limits:
@@ -87,7 +85,7 @@ limits:
 `, digests["alice"], digests["bob"],
 		nodeAbs, entry["everything"],
 		nodeAbs, entry["fs"], env.fsDir,
-		nodeAbs, entry["memory"], env.memFile))
+		nodeAbs, entry["memory"]))
 	return env
 }
 
@@ -198,17 +196,10 @@ func TestUpstreamFilesystem(t *testing.T) {
 }
 
 // TestUpstreamPerPrincipalMemory runs server-memory with instances:
-// per-principal: alice and bob must each get their own child process.
-//
-// Known gap (not asserted): server-memory keeps its graph only in
-// MEMORY_FILE_PATH and re-reads the whole file on every tool call, so two
-// instances given the same MEMORY_FILE_PATH share all data, whichever process
-// serves the call. Its default path (dist/memory.jsonl inside the package) is
-// shared too. The config has no per-principal value for env:, and the
-// instances run with insecure_no_sandbox (no private /tmp), so the config
-// alone cannot give each principal its own file. The test therefore asserts
-// the process isolation and that each principal reads its own write, and only
-// logs whether one principal sees the other's entity.
+// per-principal: alice and bob must each get their own child process, and
+// each reads back only its own graph. server-memory keeps its graph in the
+// file MEMORY_FILE_PATH names, so the config points it into the instance's
+// private state directory (${MCPGATE_INSTANCE_DIR}), one per principal.
 func TestUpstreamPerPrincipalMemory(t *testing.T) {
 	e := startUpstreamGateway(t)
 	procs := watchProcesses(t, e.g.cmd.Process.Pid, "server-memory/dist/index.js")
@@ -241,7 +232,7 @@ func TestUpstreamPerPrincipalMemory(t *testing.T) {
 		t.Errorf("bob's read_graph = %v, want bob-note in it", bobRead.Entities)
 	}
 	if slices.Contains(aliceRead.Entities, "bob-note") || slices.Contains(bobRead.Entities, "alice-note") {
-		t.Logf("KNOWN GAP: the principals see each other's entities (alice: %v, bob: %v) because both instances use MEMORY_FILE_PATH=%s", aliceRead.Entities, bobRead.Entities, e.memFile)
+		t.Errorf("the principals see each other's entities (alice: %v, bob: %v): per-principal instances must not share a graph", aliceRead.Entities, bobRead.Entities)
 	}
 }
 

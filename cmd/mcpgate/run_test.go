@@ -31,7 +31,7 @@ func TestCheck(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("listen:\n  adress: 1.2.3.4:1\nauth: {}\nupstreams:\n  demo: {builtin: demo}\n"), 0o600)
+	os.WriteFile(bad, []byte("listen:\n  adress: 1.2.3.4:1\nauth: {}\nupstreams:\n  demo: {builtin: demo, insecure_no_sandbox: true}\n"), 0o600)
 	code, out, errOut := runCLI(t, "check", "--config", bad)
 	if code != exitError {
 		t.Fatalf("check bad.yaml: code %d, want %d", code, exitError)
@@ -42,7 +42,7 @@ func TestCheck(t *testing.T) {
 
 	jwtCfg := filepath.Join(t.TempDir(), "jwt.yaml")
 	os.WriteFile(jwtCfg, []byte("auth:\n  jwt:\n    issuer: http://127.0.0.1:9/\n    audience: https://mcp.example.com/mcp\n"+
-		"    jwks_url: http://127.0.0.1:9/jwks\n    insecure_allow_http_loopback_issuer: true\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"), 0o600)
+		"    jwks_url: http://127.0.0.1:9/jwks\n    insecure_allow_http_loopback_issuer: true\nupstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n"), 0o600)
 	code, out, errOut = runCLI(t, "check", "--config", jwtCfg)
 	if code != exitOK || !strings.Contains(out, "warning: "+jwtCfg+": auth.jwt.insecure_allow_http_loopback_issuer") {
 		t.Fatalf("check jwt.yaml: code %d: %s %s; want ok with a warning", code, out, errOut)
@@ -68,7 +68,7 @@ func TestKeysNew(t *testing.T) {
 	}
 	// The printed line must be accepted by mcpgate as it stands.
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	os.WriteFile(cfg, []byte("auth:\n  api_keys:\n    "+line+"\nupstreams:\n  demo: {builtin: demo, namespace: \"\"}\n"), 0o600)
+	os.WriteFile(cfg, []byte("auth:\n  api_keys:\n    "+line+"\nupstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\n"), 0o600)
 	if code, out, errOut := runCLI(t, "check", "--config", cfg); code != exitOK {
 		t.Fatalf("config with the printed line: %s %s", out, errOut)
 	}

@@ -20,7 +20,7 @@ func TestServeSelfSignedPrintsFingerprint(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "tls.yaml")
 	os.WriteFile(cfg, []byte("listen:\n  address: 127.0.0.1:0\n  tls: {self_signed: true}\n"+
 		"auth:\n  api_keys:\n    - {id: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n"+
-		"upstreams:\n  demo: {builtin: demo, namespace: \"\"}\nadmin: {address: 127.0.0.1:0}\n"), 0o600)
+		"upstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\nadmin: {address: 127.0.0.1:0}\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := startServe(t, ctx, "serve", "--config", cfg)

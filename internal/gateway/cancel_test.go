@@ -12,7 +12,7 @@ import (
 // notifications/cancelled on its session; the tool's context must end.
 func TestLegacyCancellation(t *testing.T) {
 	tg := newTestGateway(t, nil)
-	started, cancelled := addBlockingTool(tg)
+	started, cancelled := addBlockingTool(t, tg)
 	sid := legacyInit(t, tg, tg.keyA)
 	withSession := func(r *http.Request) {
 		r.Header.Set("Mcp-Session-Id", sid)

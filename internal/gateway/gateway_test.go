@@ -29,6 +29,7 @@ type testGateway struct {
 	*Gateway
 	URL        string
 	keyA, keyB string
+	markers    string // where the test server child writes its marker files
 	mu         sync.Mutex
 	reached    []string
 }
@@ -46,12 +47,17 @@ func newTestGateway(t testing.TB, edit func(*config.Config)) *testGateway {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatalf("test config invalid: %v", ps)
 	}
+	markers := withTestServer(t, cfg)
 	g, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := &testGateway{Gateway: g, keyA: keyA, keyB: keyB}
-	g.demo.Server().AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	tg := &testGateway{Gateway: g, keyA: keyA, keyB: keyB, markers: markers}
+	g.catalog.Server().AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			tg.mu.Lock()
 			tg.reached = append(tg.reached, method)
@@ -295,7 +301,7 @@ func TestLegacySessionBoundToPrincipal(t *testing.T) {
 
 func TestCancellationPropagates(t *testing.T) {
 	tg := newTestGateway(t, nil)
-	started, cancelled := addBlockingTool(tg)
+	started, cancelled := addBlockingTool(t, tg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tg.URL, strings.NewReader(modernBody(7, "tools/call", `"name":"block","arguments":{}`)))
@@ -324,18 +330,12 @@ func TestCancellationPropagates(t *testing.T) {
 	<-done
 }
 
-// addBlockingTool adds a tool "block" that runs until its context ends; the
-// channels close when it starts and when it sees the cancellation.
-func addBlockingTool(tg *testGateway) (started, cancelled chan struct{}) {
-	started, cancelled = make(chan struct{}), make(chan struct{})
-	tg.demo.Server().AddTool(&mcp.Tool{Name: "block", InputSchema: json.RawMessage(`{"type":"object"}`)},
-		func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			close(started)
-			<-ctx.Done()
-			close(cancelled)
-			return nil, ctx.Err()
-		})
-	return started, cancelled
+// addBlockingTool returns channels that close when the test server's
+// "block" tool starts and when it sees its call cancelled, in the child.
+func addBlockingTool(t testing.TB, tg *testGateway) (started, cancelled chan struct{}) {
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	return awaitMarker(ctx, tg.markers, "started"), awaitMarker(ctx, tg.markers, "cancelled")
 }
 
 func TestAuthDisabledServesAnonymously(t *testing.T) {

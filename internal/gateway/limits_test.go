@@ -233,7 +233,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	tg := newTestGateway(t, func(c *config.Config) {
 		c.Limits.PerPrincipal.Concurrent = 1
 	})
-	started, cancelled := addBlockingTool(tg)
+	started, cancelled := addBlockingTool(t, tg)
 	done := make(chan struct{})
 	ctx, hangUp := context.WithCancel(context.Background())
 	defer hangUp()

@@ -1,13 +1,21 @@
 package gateway
 
 import (
+	"context"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/mcpgate/mcpgate/internal/demo"
 )
 
-// TestMain fails the package if any goroutine outlives its tests: every
-// gateway, listener and limiter a test starts must be stopped by it.
+// TestMain doubles as the upstream children the tests' gateways start: the
+// built-in demo (BuiltinCommand re-executes this test binary as
+// "<binary> demo") and the test server ("<binary> testserver", see
+// upstream_test.go). Otherwise it runs the tests and fails the package if
+// any goroutine outlives them: every gateway, listener and limiter a test
+// starts must be stopped by it.
 //
 // One goroutine is known to outlive a test and is ignored by its top
 // function: the go-sdk's read loop of a legacy (stateful) session,
@@ -18,6 +26,17 @@ import (
 // unexported), so the sessions the legacy tests open are still idle when the
 // package ends. Nothing else is ignored.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "demo":
+			if err := demo.New(nil).ServeStdio(context.Background(), os.Stdin, os.Stdout); err != nil {
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "testserver":
+			os.Exit(runTestServer())
+		}
+	}
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/modelcontextprotocol/go-sdk/mcp.(*streamableServerConn).Read"),
 	)
