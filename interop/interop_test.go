@@ -171,21 +171,61 @@ func node(t *testing.T, timeout time.Duration, env []string, args ...string) (st
 // scenarios of both protocol eras against ONE running mcpgate endpoint,
 // started from the committed examples/conformance.yaml.
 func TestConformance(t *testing.T) {
-	cfg, err := os.ReadFile("../examples/conformance.yaml")
+	stdio, err := os.ReadFile("../examples/conformance.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGateway(t, string(cfg))
-	for _, req := range []string{"2025-11-25", "2026-07-28"} {
-		t.Run(req, func(t *testing.T) {
-			out, err := node(t, 8*time.Minute, nil,
-				"node_modules/@modelcontextprotocol/conformance/dist/index.js",
-				"server", "--url", g.URL, "--requirements", req, "-o", t.TempDir())
-			t.Logf("conformance --requirements %s:\n%s", req, summary(out))
-			if err != nil {
-				t.Fatalf("conformance suite failed: %v\n%s", err, tail(out, 80))
+	// The same fixture as a remote Streamable HTTP upstream: `mcpgate demo
+	// --listen` in its own process, mounted by url.
+	demoURL := startDemoHTTP(t)
+	remote := strings.Replace(string(stdio), "    builtin: demo\n    insecure_no_sandbox: true   # no sandbox yet; the demo is mcpgate's own code (warned at start)\n",
+		"    url: "+demoURL+"\n", 1)
+	if remote == string(stdio) {
+		t.Fatal("examples/conformance.yaml changed: the remote variant could not be derived from it")
+	}
+	for _, upstream := range []struct{ name, config string }{{"stdio-child", string(stdio)}, {"remote-http", remote}} {
+		t.Run(upstream.name, func(t *testing.T) {
+			g := startGateway(t, upstream.config)
+			for _, req := range []string{"2025-11-25", "2026-07-28"} {
+				t.Run(req, func(t *testing.T) {
+					out, err := node(t, 8*time.Minute, nil,
+						"node_modules/@modelcontextprotocol/conformance/dist/index.js",
+						"server", "--url", g.URL, "--requirements", req, "-o", t.TempDir())
+					t.Logf("conformance --requirements %s through mcpgate, fixture as %s upstream:\n%s", req, upstream.name, summary(out))
+					if err != nil {
+						t.Fatalf("conformance suite failed: %v\n%s", err, tail(out, 80))
+					}
+				})
 			}
 		})
+	}
+}
+
+// startDemoHTTP runs `mcpgate demo --listen` on a free loopback port until
+// the test ends and returns its endpoint URL.
+func startDemoHTTP(t *testing.T) string {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(mcpgateBin, "demo", "--listen", addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return "http://" + addr + "/mcp"
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mcpgate demo --listen %s did not start", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

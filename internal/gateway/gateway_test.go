@@ -41,13 +41,14 @@ func newTestGateway(t testing.TB, edit func(*config.Config)) *testGateway {
 	cfg := config.Default()
 	cfg.Listen.MaxBodyBytes = 64 << 10
 	cfg.Auth.APIKeys = []config.APIKey{{ID: "alice", SHA256: digestA}, {ID: "bob", SHA256: digestB}}
+	markers := withTestServer(t, cfg)
 	if edit != nil {
 		edit(cfg)
 	}
+	cfg.ApplyDefaults()
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatalf("test config invalid: %v", ps)
 	}
-	markers := withTestServer(t, cfg)
 	g, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -348,8 +349,6 @@ func TestAuthDisabledServesAnonymously(t *testing.T) {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
 }
-
-
 
 // FuzzFront sends arbitrary bodies through the whole front. Properties: no
 // panic, no 5xx, and a body the strict gate refuses never reaches the server.

@@ -1,17 +1,26 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/demo"
+	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
 // runTestServer is the test upstream, run as a child of the gateway under
@@ -47,7 +56,8 @@ func runTestServer() int {
 }
 
 // withTestServer adds the test server as upstream "t" (names unprefixed)
-// and returns the directory its marker files appear in.
+// and returns the directory its marker files appear in. The caller applies
+// the config's defaults.
 func withTestServer(t testing.TB, c *config.Config) (markers string) {
 	markers = t.TempDir()
 	none := ""
@@ -56,11 +66,6 @@ func withTestServer(t testing.TB, c *config.Config) (markers string) {
 		Env:               map[string]config.Value{"MARKERS": {Literal: markers}},
 		Namespace:         &none,
 		InsecureNoSandbox: true,
-		Start:             config.StartBoot,
-		Instances:         config.InstancesShared,
-		MaxInstances:      config.DefaultMaxInstances,
-		IdleTimeout:       config.DefaultUpstreamIdleTimeout,
-		CallTimeout:       config.DefaultCallTimeout,
 	}
 	return markers
 }
@@ -82,4 +87,243 @@ func awaitMarker(ctx context.Context, markers, name string) chan struct{} {
 		}
 	}()
 	return ch
+}
+
+// callTool makes one modern tools/call as key and returns the decoded answer.
+func callTool(t *testing.T, tg *testGateway, key, name string) rpcError {
+	t.Helper()
+	resp, b := tg.post(t, key, modernBody(1, "tools/call", `"name":"`+name+`","arguments":{}`), modernHeaders("tools/call", name))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("call %s: status %d: %s", name, resp.StatusCode, b)
+	}
+	return decodeRPC(t, b)
+}
+
+// childPID asks the test server for its process id.
+func childPID(t *testing.T, tg *testGateway, key string) int {
+	t.Helper()
+	r := callTool(t, tg, key, "pid")
+	var res mcp.CallToolResult
+	if r.Error != nil || json.Unmarshal(r.Result, &res) != nil || len(res.Content) != 1 {
+		t.Fatalf("pid: %+v %s", r.Error, r.Result)
+	}
+	pid, err := strconv.Atoi(res.Content[0].(*mcp.TextContent).Text)
+	if err != nil {
+		t.Fatalf("pid: %v", err)
+	}
+	return pid
+}
+
+// TestUpstreamKilledMidCall kills the test server's process while a call is
+// in flight: the caller must get the gateway's "unavailable" error at once
+// (not after call_timeout), and a later call must reach a restarted child.
+func TestUpstreamKilledMidCall(t *testing.T) {
+	tg := newTestGateway(t, nil)
+	before := childPID(t, tg, tg.keyA)
+	started, _ := addBlockingTool(t, tg)
+	answer := make(chan rpcError, 1)
+	go func() {
+		resp, b, err := postNoFatal(tg, tg.keyA, modernBody(1, "tools/call", `"name":"block","arguments":{}`), modernHeaders("tools/call", "block"))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			answer <- rpcError{}
+			return
+		}
+		var r rpcError
+		if i := bytes.Index(b, []byte("data: ")); i >= 0 {
+			b = b[i+len("data: "):]
+		}
+		json.Unmarshal(bytes.TrimSpace(b), &r)
+		answer <- r
+	}()
+	select {
+	case <-started:
+	case <-time.After(15 * time.Second):
+		t.Fatal("block never started in the child")
+	}
+	killed := time.Now()
+	if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var r rpcError
+	select {
+	case r = <-answer:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call in flight did not fail when its upstream died")
+	}
+	if r.Error == nil || r.Error.Code != upstream.CodeUnavailable || !strings.Contains(r.Error.Message, `upstream "t" is unavailable`) {
+		t.Fatalf("call in flight to a killed upstream: %+v, want code %d naming the upstream", r.Error, upstream.CodeUnavailable)
+	}
+	t.Logf("the call in flight failed %s after the kill: %s", time.Since(killed).Round(time.Millisecond), r.Error.Message)
+
+	// The child is restarted with backoff; calls meanwhile fail fast.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := callTool(t, tg, tg.keyA, "pid")
+		if r.Error == nil {
+			break
+		}
+		if r.Error.Code != upstream.CodeUnavailable {
+			t.Fatalf("call while restarting: %+v, want code %d", r.Error, upstream.CodeUnavailable)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream was not restarted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after := childPID(t, tg, tg.keyA); after == before {
+		t.Fatalf("pid %d answered after it was killed", after)
+	}
+	if m := scrape(t, tg.Gateway); !strings.Contains(m, `mcpgate_upstream_restarts_total{upstream="t"} 1`+"\n") {
+		t.Errorf("want one restart of upstream t counted; metrics:\n%s", m)
+	}
+}
+
+// TestUpstreamCrashMidCall: a child that exits while serving a call.
+func TestUpstreamCrashMidCall(t *testing.T) {
+	tg := newTestGateway(t, nil)
+	r := callTool(t, tg, tg.keyA, "crash")
+	if r.Error == nil || r.Error.Code != upstream.CodeUnavailable {
+		t.Fatalf("call that crashed its upstream: %+v, want code %d", r.Error, upstream.CodeUnavailable)
+	}
+}
+
+// TestUpstreamCallTimeout: past call_timeout the caller gets the timeout
+// error and the call is cancelled in the child.
+func TestUpstreamCallTimeout(t *testing.T) {
+	var tg *testGateway
+	tg = newTestGateway(t, func(c *config.Config) {
+		u := c.Upstreams["t"]
+		u.CallTimeout = 300 * time.Millisecond
+		c.Upstreams["t"] = u
+	})
+	_, cancelled := addBlockingTool(t, tg)
+	r := callTool(t, tg, tg.keyA, "block")
+	if r.Error == nil || r.Error.Code != upstream.CodeTimeout {
+		t.Fatalf("call past call_timeout: %+v, want code %d", r.Error, upstream.CodeTimeout)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timed-out call was not cancelled in the child")
+	}
+}
+
+// TestPerPrincipalInstances: with instances: per-principal, alice and bob
+// are served by different child processes, each principal always by its own.
+func TestPerPrincipalInstances(t *testing.T) {
+	tg := newTestGateway(t, func(c *config.Config) {
+		u := c.Upstreams["t"]
+		u.Instances = config.InstancesPerPrincipal
+		c.Upstreams["t"] = u
+	})
+	alice, bob := childPID(t, tg, tg.keyA), childPID(t, tg, tg.keyB)
+	if alice == bob {
+		t.Fatalf("alice and bob were both served by pid %d", alice)
+	}
+	if again := childPID(t, tg, tg.keyA); again != alice {
+		t.Errorf("alice's second call went to pid %d, her first to %d", again, alice)
+	}
+}
+
+// TestPerPrincipalCap: past max_instances a new principal is refused with
+// the gateway's "unavailable" error; existing instances keep serving.
+func TestPerPrincipalCap(t *testing.T) {
+	tg := newTestGateway(t, func(c *config.Config) {
+		u := c.Upstreams["t"]
+		u.Instances = config.InstancesPerPrincipal
+		u.MaxInstances = 1
+		c.Upstreams["t"] = u
+	})
+	childPID(t, tg, tg.keyA)
+	r := callTool(t, tg, tg.keyB, "pid")
+	if r.Error == nil || r.Error.Code != upstream.CodeUnavailable || !strings.Contains(r.Error.Message, "maximum of 1") {
+		t.Fatalf("bob past max_instances: %+v", r.Error)
+	}
+	childPID(t, tg, tg.keyA)
+}
+
+// TestNameCollisionIsALoadError: two unprefixed upstreams serving the same
+// names must not start, and the error names both.
+func TestNameCollisionIsALoadError(t *testing.T) {
+	cfg := config.Default()
+	cfg.Auth.InsecureDisableAuth = true
+	cfg.Upstreams["demo2"] = cfg.Upstreams["demo"]
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	err = g.Start(context.Background())
+	// Which of the two is listed first is a race; the error names both.
+	if err == nil || !strings.Contains(err.Error(), `tool "echo" of upstream "demo`) || !strings.Contains(err.Error(), `collides with upstream "demo`) {
+		t.Fatalf("Start with colliding upstreams: %v", err)
+	}
+}
+
+// TestNamespacedUpstreams: with the default namespace, names are prefixed
+// with the upstream's config name and calls are routed by it.
+func TestNamespacedUpstreams(t *testing.T) {
+	tg := newTestGateway(t, func(c *config.Config) {
+		u := c.Upstreams["t"]
+		u.Namespace = nil
+		c.Upstreams["t"] = u
+	})
+	resp, b := tg.post(t, tg.keyA, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"t.pid"`) || !strings.Contains(string(b), `"echo"`) {
+		t.Fatalf("tools/list: %d %s", resp.StatusCode, b)
+	}
+	if r := callTool(t, tg, tg.keyA, "t.pid"); r.Error != nil {
+		t.Fatalf("t.pid: %+v", r.Error)
+	}
+	_, b = tg.post(t, tg.keyA, modernBody(1, "tools/call", `"name":"pid","arguments":{}`), modernHeaders("tools/call", "pid"))
+	if r := decodeRPC(t, b); r.Error == nil || !strings.Contains(r.Error.Message, `unknown tool "pid"`) {
+		t.Fatalf("the unprefixed name of a namespaced tool: %s", b)
+	}
+}
+
+// TestRemoteUpstreamGetsOnlyItsOwnCredentials serves the demo over HTTP as
+// a remote upstream and records what reaches it: the gateway's configured
+// bearer, never the client's key or headers.
+func TestRemoteUpstreamGetsOnlyItsOwnCredentials(t *testing.T) {
+	var mu sync.Mutex
+	var seen []http.Header
+	h := demo.New(nil).Handler()
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	// Registered first, so it runs after the gateway's own cleanup has ended
+	// the upstream session (Close waits for its requests).
+	t.Cleanup(remote.Close)
+	t.Setenv("MCPGATE_TEST_UPSTREAM_TOKEN", "upstream-secret")
+	none := ""
+	tg := newTestGateway(t, func(c *config.Config) {
+		c.Upstreams = map[string]config.Upstream{"remote": {
+			URL:       remote.URL + "/mcp",
+			Auth:      &config.UpstreamAuth{Bearer: &config.Value{Secret: "env:MCPGATE_TEST_UPSTREAM_TOKEN"}},
+			Namespace: &none,
+		}}
+	})
+	resp, b := tg.post(t, tg.keyA, modernBody(1, "tools/call", `"name":"echo","arguments":{"message":"via http"}`), func(r *http.Request) {
+		modernHeaders("tools/call", "echo")(r)
+		r.Header.Set("X-Client-Secret", "client-only")
+	})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "via http") {
+		t.Fatalf("echo through a remote upstream: %d %s", resp.StatusCode, b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("the remote upstream saw no request")
+	}
+	for _, h := range seen {
+		if got := h.Get("Authorization"); got != "Bearer upstream-secret" {
+			t.Errorf("upstream saw Authorization %q, want the gateway's own bearer", got)
+		}
+		if h.Get("X-Client-Secret") != "" {
+			t.Error("a client header reached the upstream")
+		}
+	}
 }

@@ -167,7 +167,14 @@ func (c *Catalog) Start(ctx context.Context) error {
 	c.mu.Unlock()
 	if len(conflicts) > 0 {
 		c.Close()
-		return fmt.Errorf("load upstream catalog: %s", strings.Join(conflicts, "; "))
+		// Every collision is in the log; the error names the first few.
+		const shown = 3
+		more := ""
+		if len(conflicts) > shown {
+			more = fmt.Sprintf(" (and %d more name collisions; see the log; set a namespace on one of the upstreams)", len(conflicts)-shown)
+			conflicts = conflicts[:shown]
+		}
+		return fmt.Errorf("load upstream catalog: %s%s", strings.Join(conflicts, "; "), more)
 	}
 	return nil
 }

@@ -235,4 +235,3 @@ func (c *credentials) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+c.bearer.Reveal())
 	return c.base.RoundTrip(r)
 }
-

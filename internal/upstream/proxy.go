@@ -212,7 +212,9 @@ func forwardMeta(req mcp.Request, token string, cs *mcp.ClientSession) mcp.Meta 
 		meta["progressToken"] = token
 	}
 	if isModern(cs) {
-		if r, ok := req.(interface{ ClientCapabilities() *mcp.ClientCapabilities }); ok {
+		if r, ok := req.(interface {
+			ClientCapabilities() *mcp.ClientCapabilities
+		}); ok {
 			meta[mcp.MetaKeyClientCapabilities] = capabilitiesMeta(r.ClientCapabilities())
 		}
 		if _, ok := meta[mcp.MetaKeyLogLevel]; !ok {
