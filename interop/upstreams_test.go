@@ -27,9 +27,9 @@ var referenceServers = map[string]string{
 // upstreamEnv is what the upstream tests share: a gateway that spawns the
 // three reference servers, and one API key per principal.
 type upstreamEnv struct {
-	g       *gateway
-	keys    map[string]string // principal id -> API key
-	fsDir   string            // the filesystem upstream's allowed directory
+	g     *gateway
+	keys  map[string]string // principal id -> API key
+	fsDir string            // the filesystem upstream's allowed directory
 }
 
 // startUpstreamGateway starts mcpgate with the everything, fs and memory

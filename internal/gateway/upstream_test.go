@@ -190,8 +190,7 @@ func TestUpstreamCrashMidCall(t *testing.T) {
 // TestUpstreamCallTimeout: past call_timeout the caller gets the timeout
 // error and the call is cancelled in the child.
 func TestUpstreamCallTimeout(t *testing.T) {
-	var tg *testGateway
-	tg = newTestGateway(t, func(c *config.Config) {
+	tg := newTestGateway(t, func(c *config.Config) {
 		u := c.Upstreams["t"]
 		u.CallTimeout = 300 * time.Millisecond
 		c.Upstreams["t"] = u

@@ -217,8 +217,10 @@ func forwardMeta(req mcp.Request, token string, cs *mcp.ClientSession) mcp.Meta 
 		}); ok {
 			meta[mcp.MetaKeyClientCapabilities] = capabilitiesMeta(r.ClientCapabilities())
 		}
+		// Each client session's own level filters what reaches it.
+		//lint:ignore SA1019 logging is deprecated in 2026-07-28 but still relayed.
 		if _, ok := meta[mcp.MetaKeyLogLevel]; !ok {
-			// Each client session's own level filters what reaches it.
+			//lint:ignore SA1019 logging is deprecated in 2026-07-28 but still relayed.
 			meta[mcp.MetaKeyLogLevel] = "debug"
 		}
 	}
@@ -241,11 +243,12 @@ func capabilitiesMeta(caps *mcp.ClientCapabilities) map[string]any {
 		return map[string]any{}
 	}
 	delete(out, "roots")
-	if caps.RootsV2 != nil || caps.Roots.ListChanged {
-		out["roots"] = map[string]any{"listChanged": caps.Roots.ListChanged || (caps.RootsV2 != nil && caps.RootsV2.ListChanged)}
+	if declared, listChanged := rootsDeclared(caps); declared {
+		out["roots"] = map[string]any{"listChanged": listChanged}
 	}
 	return out
 }
+
 
 func invalidParams(msg string) error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: msg}

@@ -269,6 +269,7 @@ func (u *Upstream) connected(ctx context.Context, in *instance, cs *mcp.ClientSe
 		subs = append(subs, uri)
 	}
 	u.mu.Unlock()
+	//lint:ignore SA1019 logging is deprecated in 2026-07-28 but legacy upstreams use it.
 	if !isModern(cs) && cs.InitializeResult().Capabilities.Logging != nil {
 		// Everything is asked for; each client session's own level filters
 		// what reaches it (the SDK's ServerSession.Log).
