@@ -249,7 +249,6 @@ func capabilitiesMeta(caps *mcp.ClientCapabilities) map[string]any {
 	return out
 }
 
-
 func invalidParams(msg string) error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: msg}
 }
