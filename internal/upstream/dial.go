@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"os"
 	"sort"
@@ -112,6 +113,7 @@ func stdioDialer(name string, u config.Upstream, builtin func(string) ([]string,
 		cmd.Stderr = &stderrLog{logger: logger}
 		return &childTransport{
 			CommandTransport: mcp.CommandTransport{Command: cmd, TerminateDuration: terminateAfter},
+			gate:             inst.gate,
 			logger:           logger,
 		}, nil
 	}, nil
@@ -122,6 +124,7 @@ func stdioDialer(name string, u config.Upstream, builtin func(string) ([]string,
 // and responses the gateway did not ask for are dropped and logged.
 type childTransport struct {
 	mcp.CommandTransport
+	gate   *relayGate
 	logger *slog.Logger
 }
 
@@ -130,7 +133,7 @@ func (t *childTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start child: %w", err)
 	}
-	return &groupKiller{Connection: newIDGuard(conn, t.logger), cmd: t.Command}, nil
+	return &groupKiller{Connection: newIDGuard(conn, t.gate, t.logger), cmd: t.Command}, nil
 }
 
 // stderrLog logs a child's stderr line by line, each line capped.
@@ -210,28 +213,35 @@ func remoteDialer(name string, u config.Upstream) (func(context.Context, Instanc
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	client := &http.Client{
-		Transport: &credentials{base: base, bearer: bearer},
-		// A redirect could carry the bearer elsewhere: none is followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return func(context.Context, Instance) (mcp.Transport, error) {
+	return func(_ context.Context, inst Instance) (mcp.Transport, error) {
+		client := &http.Client{
+			Transport: &credentials{base: base, bearer: bearer, gate: inst.gate},
+			// A redirect could carry the bearer elsewhere: none is followed.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 		return &mcp.StreamableClientTransport{Endpoint: u.URL, HTTPClient: client, MaxRetries: -1}, nil
 	}, nil
 }
 
 // credentials adds the gateway's own bearer token to every request to one
-// upstream.
+// upstream, and puts the connection's relay gate on its event streams.
 type credentials struct {
 	base   http.RoundTripper
 	bearer secret.Secret
+	gate   *relayGate
 }
 
 func (c *credentials) RoundTrip(r *http.Request) (*http.Response, error) {
-	if c.bearer.IsZero() {
-		return c.base.RoundTrip(r)
+	if !c.bearer.IsZero() {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+c.bearer.Reveal())
 	}
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+c.bearer.Reveal())
-	return c.base.RoundTrip(r)
+	resp, err := c.base.RoundTrip(r)
+	if err != nil || c.gate == nil {
+		return resp, err
+	}
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "text/event-stream" {
+		resp.Body = &sseGate{body: resp.Body, gate: c.gate}
+	}
+	return resp, nil
 }

@@ -24,13 +24,14 @@ const maxOutstanding = 65536
 type idGuard struct {
 	mcp.Connection
 	logger *slog.Logger
+	gate   *relayGate
 
 	mu          sync.Mutex
 	outstanding map[any]bool
 }
 
-func newIDGuard(conn mcp.Connection, logger *slog.Logger) *idGuard {
-	return &idGuard{Connection: conn, logger: logger, outstanding: map[any]bool{}}
+func newIDGuard(conn mcp.Connection, gate *relayGate, logger *slog.Logger) *idGuard {
+	return &idGuard{Connection: conn, gate: gate, logger: logger, outstanding: map[any]bool{}}
 }
 
 func (g *idGuard) Write(ctx context.Context, msg jsonrpc.Message) error {
@@ -51,6 +52,12 @@ func (g *idGuard) Read(ctx context.Context) (jsonrpc.Message, error) {
 		if err != nil {
 			return nil, err
 		}
+		if req, ok := msg.(*jsonrpc.Request); ok {
+			if !req.IsCall() && gated(req.Method) {
+				g.gate.queued()
+			}
+			return msg, nil
+		}
 		resp, ok := msg.(*jsonrpc.Response)
 		if !ok {
 			return msg, nil
@@ -60,6 +67,8 @@ func (g *idGuard) Read(ctx context.Context) (jsonrpc.Message, error) {
 		delete(g.outstanding, resp.ID.Raw())
 		g.mu.Unlock()
 		if issued {
+			// The notifications read before it are relayed first.
+			g.gate.wait()
 			return msg, nil
 		}
 		g.logger.Warn("upstream response dropped: the gateway issued no such request id", "id", fmt.Sprint(resp.ID.Raw()))

@@ -38,7 +38,8 @@ func TestIDGuardDropsResponsesItDidNotAskFor(t *testing.T) {
 	note := &jsonrpc.Request{Method: "notifications/message"}
 	conn := &scriptedConn{reads: []jsonrpc.Message{resp(99), resp(1), resp(1), note, resp(2)}}
 	var logs bytes.Buffer
-	g := newIDGuard(conn, slog.New(slog.NewTextHandler(&logs, nil)))
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	g := newIDGuard(conn, newRelayGate(logger), logger)
 	ctx := context.Background()
 	for _, n := range []int64{1, 2} {
 		if err := g.Write(ctx, &jsonrpc.Request{ID: id(n), Method: "tools/call"}); err != nil {

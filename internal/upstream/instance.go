@@ -49,6 +49,7 @@ type instance struct {
 	changed  chan struct{}      // closed and replaced on every state change
 	inflight int                // calls using it now
 	lastUsed time.Time
+	gate     *relayGate // of the current connection
 
 	stop context.CancelFunc
 	done chan struct{} // closed when run returns
@@ -127,6 +128,10 @@ func (in *instance) connect(ctx context.Context) (*mcp.ClientSession, error) {
 	if err != nil {
 		return nil, err
 	}
+	info.gate = newRelayGate(in.logger)
+	in.mu.Lock()
+	in.gate = info.gate
+	in.mu.Unlock()
 	transport, err := in.up.spec.Dial(ctx, info)
 	if err != nil {
 		return nil, err

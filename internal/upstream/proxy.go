@@ -25,7 +25,7 @@ func (c *Catalog) callTool(u *Upstream, name string) mcp.ToolHandler {
 				return "", err
 			}
 			// A fresh result: the SDK sets the result type for the client's era.
-			res = &mcp.CallToolResult{Meta: r.Meta, Content: r.Content, StructuredContent: r.StructuredContent,
+			res = &mcp.CallToolResult{Meta: resultMeta(r.Meta), Content: r.Content, StructuredContent: r.StructuredContent,
 				IsError: r.IsError, InputRequests: r.InputRequests}
 			return r.RequestState, nil
 		})
@@ -47,7 +47,7 @@ func (c *Catalog) getPrompt(u *Upstream, name string) mcp.PromptHandler {
 			if err != nil {
 				return "", err
 			}
-			res = &mcp.GetPromptResult{Meta: r.Meta, Description: r.Description, Messages: r.Messages, InputRequests: r.InputRequests}
+			res = &mcp.GetPromptResult{Meta: resultMeta(r.Meta), Description: r.Description, Messages: r.Messages, InputRequests: r.InputRequests}
 			return r.RequestState, nil
 		})
 		if err != nil {
@@ -75,7 +75,7 @@ func (c *Catalog) readResource(u *Upstream) mcp.ResourceHandler {
 			if err != nil {
 				return "", err
 			}
-			res = &mcp.ReadResourceResult{Meta: r.Meta, Contents: r.Contents, InputRequests: r.InputRequests}
+			res = &mcp.ReadResourceResult{Meta: resultMeta(r.Meta), Contents: r.Contents, InputRequests: r.InputRequests}
 			return r.RequestState, nil
 		})
 		if err != nil {
@@ -245,6 +245,22 @@ func capabilitiesMeta(caps *mcp.ClientCapabilities) map[string]any {
 	delete(out, "roots")
 	if declared, listChanged := rootsDeclared(caps); declared {
 		out["roots"] = map[string]any{"listChanged": listChanged}
+	}
+	return out
+}
+
+// resultMeta is the _meta of an upstream's result as the client gets it:
+// the upstream's serverInfo is its own business (the client's server is
+// mcpgate), the rest passes.
+func resultMeta(m mcp.Meta) mcp.Meta {
+	if _, ok := m[mcp.MetaKeyServerInfo]; !ok {
+		return m
+	}
+	out := make(mcp.Meta, len(m))
+	for k, v := range m {
+		if k != mcp.MetaKeyServerInfo {
+			out[k] = v
+		}
 	}
 	return out
 }

@@ -152,6 +152,7 @@ func (c *Catalog) newClient(u *Upstream) *mcp.Client {
 		},
 		//lint:ignore SA1019 logging is deprecated in 2026-07-28 but legacy upstreams use it.
 		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
+			defer u.relayed(req.Session)
 			call := c.calls.attribute(req.Session)
 			if call == nil {
 				u.logger.Debug("upstream log message not relayed: no single client call in flight")
@@ -163,6 +164,7 @@ func (c *Catalog) newClient(u *Upstream) *mcp.Client {
 			}
 		},
 		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			defer u.relayed(req.Session)
 			call := c.calls.byProgressToken(req.Session, req.Params.ProgressToken)
 			if call == nil {
 				u.logger.Debug("upstream progress for an unknown token dropped")

@@ -64,6 +64,9 @@ type Instance struct {
 	// own directory, kept across restarts and idle stops for the gateway's
 	// lifetime, so two principals never share a server's files.
 	Dir string
+	// gate must see the connection's messages (see relayGate); the
+	// transports of this package wire it.
+	gate *relayGate
 }
 
 // JSON-RPC error codes of the gateway's own failures towards an upstream.
@@ -292,6 +295,14 @@ func (u *Upstream) disconnected(cs *mcp.ClientSession) {
 	u.mu.Lock()
 	delete(u.sessions, cs)
 	u.mu.Unlock()
+}
+
+// relayed tells the gate of the connection cs that one of its gated
+// notifications has been handled.
+func (u *Upstream) relayed(cs *mcp.ClientSession) {
+	if in := u.instanceOf(cs); in != nil {
+		in.gate.relayed()
+	}
 }
 
 // instanceOf returns the instance a session belongs to, or nil.

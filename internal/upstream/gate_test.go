@@ -1,0 +1,54 @@
+package upstream
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// TestSSEGateHoldsAnswerUntilNotificationsRelayed: an event stream carrying a
+// progress notification and then the call's answer, in one read. The gate
+// must release the notification, count it, and hold the answer's end until
+// the relay marks it done.
+func TestSSEGateHoldsAnswerUntilNotificationsRelayed(t *testing.T) {
+	progress := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"mcpgate-1\",\"progress\":1}}\n\n"
+	answer := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"
+	gate := newRelayGate(slog.New(slog.DiscardHandler))
+	s := &sseGate{body: io.NopCloser(strings.NewReader(progress + answer)), gate: gate}
+
+	var got []byte
+	buf := make([]byte, 1)
+	for len(got) < len(progress) {
+		n, err := s.Read(buf)
+		if err != nil {
+			t.Fatalf("read: %v after %q", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != progress {
+		t.Fatalf("first bytes released = %q, want the notification event", got)
+	}
+	gate.mu.Lock()
+	pending := gate.pending
+	gate.mu.Unlock()
+	if pending != 1 {
+		t.Fatalf("pending = %d after the notification passed, want 1", pending)
+	}
+	gate.relayed()
+	rest, err := io.ReadAll(s)
+	if err != nil || string(rest) != answer {
+		t.Fatalf("rest = %q, %v; want the answer unchanged", rest, err)
+	}
+}
+
+// TestSSEGatePassesBytesUnchanged: whatever the stream holds (comments,
+// CRLF, multi-line data, a last line without a newline) comes out as it went in.
+func TestSSEGatePassesBytesUnchanged(t *testing.T) {
+	in := ": comment\r\nid: 7\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n\ntrailing"
+	s := &sseGate{body: io.NopCloser(strings.NewReader(in)), gate: newRelayGate(slog.New(slog.DiscardHandler))}
+	out, err := io.ReadAll(s)
+	if err != nil || string(out) != in {
+		t.Fatalf("out = %q, %v", out, err)
+	}
+}
