@@ -326,3 +326,80 @@ func TestRemoteUpstreamGetsOnlyItsOwnCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestOnDemandStart: an upstream with start: on_demand has no child until
+// it is first used; a tools/list starts it and lists its tools.
+func TestOnDemandStart(t *testing.T) {
+	tg := newTestGateway(t, func(c *config.Config) {
+		u := c.Upstreams["t"]
+		u.Start = config.StartOnDemand
+		c.Upstreams["t"] = u
+	})
+	if _, err := os.Stat(filepath.Join(tg.markers, "started")); err == nil {
+		t.Fatal("marker present before any call")
+	}
+	if pids := childrenRunning(t, "testserver"); len(pids) != 0 {
+		t.Fatalf("an on-demand upstream is running before first use: pids %v", pids)
+	}
+	resp, b := tg.post(t, tg.keyA, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"pid"`) {
+		t.Fatalf("tools/list did not start the on-demand upstream: %d %s", resp.StatusCode, b)
+	}
+	if pids := childrenRunning(t, "testserver"); len(pids) != 1 {
+		t.Fatalf("after first use, test server children = %v, want one", pids)
+	}
+}
+
+// TestIdlePerPrincipalInstanceIsReaped: a per-principal instance unused
+// for idle_timeout is stopped; the principal's next call starts a new one.
+func TestIdlePerPrincipalInstanceIsReaped(t *testing.T) {
+	tg := newTestGateway(t, func(c *config.Config) {
+		u := c.Upstreams["t"]
+		u.Instances = config.InstancesPerPrincipal
+		u.IdleTimeout = 200 * time.Millisecond
+		c.Upstreams["t"] = u
+	})
+	first := childPID(t, tg, tg.keyA)
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(first, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle instance pid %d still running", first)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if again := childPID(t, tg, tg.keyA); again == first {
+		t.Fatalf("pid %d served after it was reaped", again)
+	}
+}
+
+// childrenRunning lists this process's child processes whose command line
+// contains arg.
+func childrenRunning(t *testing.T, arg string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc to list child processes: %v", err)
+	}
+	self := strconv.Itoa(os.Getpid())
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The parent pid is the 4th field, after the parenthesised name.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != self {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if bytes.Contains(cmdline, []byte(arg)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
