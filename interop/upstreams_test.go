@@ -106,6 +106,7 @@ type upstreamResult struct {
 		Error           string `json:"error"`
 	} `json:"cancel"`
 	EchoAfterCancel string   `json:"echoAfterCancel"`
+	Sampling        string   `json:"sampling"`
 	Read            string   `json:"read"`
 	Entities        []string `json:"entities"`
 }
@@ -192,6 +193,18 @@ func TestUpstreamFilesystem(t *testing.T) {
 				t.Errorf("%s holds %q, but read_text_file returned %q", path, b, r.Read)
 			}
 		})
+	}
+}
+
+// TestUpstreamSamplingRelayed: server-everything (a legacy-era server) asks
+// its client to sample in the middle of trigger-sampling-request. Its client
+// is mcpgate, which relays the request to the legacy client whose call it is
+// and the answer back into the call.
+func TestUpstreamSamplingRelayed(t *testing.T) {
+	e := startUpstreamGateway(t)
+	r := e.runUpstreamScript(t, "alice", "legacy", "everything.", "sampling")
+	if !strings.Contains(r.Sampling, "sampled by interop") {
+		t.Fatalf("trigger-sampling-request answered %q, want this client's sampling answer in it", r.Sampling)
 	}
 }
 

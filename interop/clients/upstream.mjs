@@ -22,6 +22,7 @@
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as HTTPV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StdioClientTransport as StdioV1 } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Client as ClientV2, StreamableHTTPClientTransport as HTTPV2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/stdio';
 
@@ -64,7 +65,13 @@ const watchdog = setTimeout(() => {
 async function connect() {
   let client, transport;
   if (era === 'legacy') {
-    client = new ClientV1({ name: 'interop-upstream-v1', version: '0.0.0' }, { capabilities: {} });
+    client = new ClientV1({ name: 'interop-upstream-v1', version: '0.0.0' }, { capabilities: { sampling: {} } });
+    // The "LLM" of this client: it answers every sampling request the same
+    // way, so a scenario can see the request made it here and back.
+    client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+      out.samplingRequests = (out.samplingRequests ?? 0) + 1;
+      return { model: 'interop-model', role: 'assistant', content: { type: 'text', text: `sampled by interop: ${req.params.messages?.[0]?.content?.text ?? ''}` } };
+    });
     transport = stdio
       ? new StdioV1({ command: serverCmd[0], args: serverCmd.slice(1), env: process.env, stderr: 'inherit' })
       : new HTTPV1(new URL(target), { requestInit: { headers: authHeaders() } });
@@ -241,7 +248,18 @@ async function memoryRead(c) {
   out.entities = await readGraph(c);
 }
 
+// sampling (legacy clients): the upstream asks its client (mcpgate) to
+// sample in the middle of a call; mcpgate relays the request to this client,
+// the one whose call it is, and the answer back.
+async function sampling(c) {
+  const r = await callOK(c, 'trigger-sampling-request', { prompt: 'relay me', maxTokens: 16 });
+  out.sampling = text(r);
+  expect(out.samplingRequests === 1, 'the sampling request did not reach this client exactly once', out.samplingRequests);
+  expect(out.sampling.includes('sampled by interop') && out.sampling.includes('relay me'), 'the tool result lacks this client\'s sampling answer', out.sampling);
+}
+
 const scenarios = {
+  sampling,
   everything,
   fs,
   'memory-write': memoryWrite,
