@@ -31,6 +31,7 @@ import (
 //	       writes "cancelled"
 //	crash  exits the process mid-call (exit status 3)
 //	pid    answers with the child's process id
+//	grow   adds a tool "grown" (the server announces tools/list_changed)
 func runTestServer() int {
 	markers := os.Getenv("MARKERS")
 	mark := func(name string) { os.WriteFile(filepath.Join(markers, name), nil, 0o600) }
@@ -48,6 +49,12 @@ func runTestServer() int {
 	})
 	s.AddTool(&mcp.Tool{Name: "pid", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strconv.Itoa(os.Getpid())}}}, nil
+	})
+	s.AddTool(&mcp.Tool{Name: "grow", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		s.AddTool(&mcp.Tool{Name: "grown", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "grown"}}}, nil
+		})
+		return &mcp.CallToolResult{Content: []mcp.Content{}}, nil
 	})
 	if err := s.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 		return 1
@@ -402,4 +409,29 @@ func childrenRunning(t *testing.T, arg string) []int {
 		}
 	}
 	return pids
+}
+
+// TestUpstreamListChanged: an upstream that adds a tool announces
+// tools/list_changed; the gateway re-lists it, and the new tool is listed
+// and callable through the gateway.
+func TestUpstreamListChanged(t *testing.T) {
+	tg := newTestGateway(t, nil)
+	if r := callTool(t, tg, tg.keyA, "grow"); r.Error != nil {
+		t.Fatalf("grow: %+v", r.Error)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, b := tg.post(t, tg.keyA, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
+		if strings.Contains(string(b), `"grown"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upstream's new tool never appeared: %s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := callTool(t, tg, tg.keyA, "grown")
+	if r.Error != nil || !strings.Contains(string(r.Result), "grown") {
+		t.Fatalf("grown: %+v %s", r.Error, r.Result)
+	}
 }
