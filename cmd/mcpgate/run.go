@@ -9,8 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -275,6 +277,15 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Audit.Path == "" {
 		fmt.Fprintf(stdout, "warning: %s: audit.path: the audit log is off; calls are not recorded\n", *configPath)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
+		u := cfg.Upstreams[name]
+		if u.InsecureNoSandbox {
+			fmt.Fprintf(stdout, "warning: %s: upstreams.%s.insecure_no_sandbox: this upstream runs unsandboxed, with the gateway's user, files and network\n", *configPath, name)
+		}
+		if u.InsecurePlaintext {
+			fmt.Fprintf(stdout, "warning: %s: upstreams.%s.insecure_plaintext: calls and the upstream's credentials cross the network unencrypted\n", *configPath, name)
+		}
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 	return nil

@@ -26,7 +26,8 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check minimal.yaml: code %d, out %q", code, out)
 	}
 	code, out, _ = runCLI(t, "check", "--config", "../../examples/conformance.yaml")
-	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "auth.insecure_disable_auth") {
+	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "auth.insecure_disable_auth") ||
+		!strings.Contains(out, "upstreams.demo.insecure_no_sandbox: this upstream runs unsandboxed") {
 		t.Fatalf("check conformance.yaml: code %d, out %q; want ok with a warning", code, out)
 	}
 
