@@ -155,6 +155,9 @@ start_gateway() {
 		    - {id: bench, sha256: "$digest", roles: [bench]}
 		upstreams:
 		  demo: $up
+		policy:
+		  rules:
+		    - {name: bench-echo, roles: [bench], allow: {tools: [echo]}}
 		# One principal drives all the load: limits stay on (their cost is
 		# measured) but high enough never to refuse a call.
 		limits:

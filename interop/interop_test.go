@@ -273,6 +273,9 @@ auth:
     - {id: interop, sha256: %q, roles: [user]}
 upstreams:
   demo: {builtin: demo, namespace: "", insecure_no_sandbox: true}
+policy:
+  rules:
+    - {name: users-all, roles: [user], allow: {tools: ["*"], prompts: ["*"], resources: ["**"]}}
 `, digest))
 	env := []string{"MCPGATE_URL=" + g.URL, "MCPGATE_KEY=" + key}
 	tests := []struct {

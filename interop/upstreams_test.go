@@ -80,6 +80,9 @@ upstreams:
     env: {MEMORY_FILE_PATH: "${MCPGATE_INSTANCE_DIR}/memory.jsonl"}
     instances: per-principal
     insecure_no_sandbox: true
+policy:
+  rules:
+    - {name: users-all, roles: [user], allow: {tools: ["*"], prompts: ["*"], resources: ["**"]}}
 limits:
   per_principal: {rate: 1000, burst: 1000, concurrent: 64}
 `, digests["alice"], digests["bob"],

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -38,6 +40,9 @@ usage:
                                                   serve MCP on /mcp, metrics and health on the admin address
                                                   (no config and no ./mcpgate.yaml: the embedded default)
   mcpgate check --config FILE                     validate a config; exit non-zero on errors
+  mcpgate policy explain --config FILE --principal ID --tool NAME [--args JSON]
+                                                  show the policy's decision and the rule that made it
+                                                  (or --resource URI, --prompt NAME); exit 0 allow, 1 deny
   mcpgate keys new [--id NAME]                    print a new API key and the config line that accepts it
   mcpgate audit keygen|verify ...                 make an audit signing key pair; verify an audit log (FILE --key PUBFILE)
   mcpgate demo [--listen ADDR]                    serve the demo MCP server over stdio (what builtin: demo runs),
@@ -59,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = check(args[1:], stdout, stderr)
 	case "keys":
 		err = keys(args[1:], stdout, stderr)
+	case "policy":
+		err = policyCmd(args[1:], stdout, stderr)
 	case "audit":
 		err = auditCmd(args[1:], stdout, stderr)
 	case "demo":
@@ -72,9 +79,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	var ue usageError
+	var ec exitCode
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ec):
+		return int(ec)
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "mcpgate: %v\n", err)
 		return exitUsage
@@ -142,7 +152,33 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if generatedKey != "" {
 		printConnectHelp(stdout, g.EndpointURL(ln), generatedKey, cfg.Audit.Path)
 	}
+	defer reloadOnHangup(g)()
 	return g.Serve(ctx, ln)
+}
+
+// reloadOnHangup reloads the gateway's policy on every SIGHUP until the
+// returned stop is called.
+func reloadOnHangup(g *gateway.Gateway) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-hup:
+				g.ReloadPolicy() // logged and counted either way
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-stopped
+	}
 }
 
 // loadServeConfig picks the config: --config, else ./mcpgate.yaml, else the
@@ -266,6 +302,11 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	findings, err := policyFindings(cfg)
+	if err != nil {
+		fmt.Fprintf(stdout, "error: %s: %v\n", *configPath, err)
+		return fmt.Errorf("check %s: the policy does not compile", *configPath)
+	}
 	if cfg.Auth.InsecureDisableAuth {
 		fmt.Fprintf(stdout, "warning: %s: auth.insecure_disable_auth: authentication is disabled; any local process can call every tool\n", *configPath)
 	}
@@ -286,6 +327,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 		if u.InsecurePlaintext {
 			fmt.Fprintf(stdout, "warning: %s: upstreams.%s.insecure_plaintext: calls and the upstream's credentials cross the network unencrypted\n", *configPath, name)
 		}
+	}
+	for _, f := range findings {
+		fmt.Fprintf(stdout, "warning: %s: %s\n", *configPath, f)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 	return nil

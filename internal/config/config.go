@@ -18,6 +18,7 @@ import (
 type Config struct {
 	Listen    Listen              `yaml:"listen"`
 	Auth      Auth                `yaml:"auth"`
+	Policy    Policy              `yaml:"policy"`
 	Upstreams map[string]Upstream `yaml:"upstreams"`
 	Audit     Audit               `yaml:"audit"`
 	Admin     Admin               `yaml:"admin"`
@@ -189,6 +190,7 @@ func (c *Config) ApplyDefaults() {
 	c.Admin.applyDefaults()
 	c.Limits.applyDefaults()
 	c.Auth.JWT.applyDefaults()
+	c.Policy.applyDefaults()
 	for name, u := range c.Upstreams {
 		u.applyDefaults()
 		c.Upstreams[name] = u

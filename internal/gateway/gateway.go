@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/limits"
+	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
@@ -41,7 +42,9 @@ type Gateway struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	catalog *upstream.Catalog
-	started bool // Start has run
+	authz   *authorizer
+	cfgPath string // the config file, re-read for policy reloads; "" for the embedded default
+	started bool   // Start has run
 	handler http.Handler
 	tls     *transport.ServerTLS // nil: plaintext
 	audit   *audit.Log           // nil: auditing off
@@ -80,7 +83,19 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		SDKLogger: sdkLogger,
 		Metrics:   g.metrics,
 	})
+	pol, err := policy.Compile(cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	if len(cfg.Policy.Rules) == 0 {
+		logger.Warn("POLICY HAS NO RULES: every call is denied", "key", "policy.rules")
+	}
+	g.authz = newAuthorizer(pol, g.catalog.Has, cfg.Auth.InsecureDisableAuth, logger.With("component", "policy"), g.metrics)
+	if cfg.Source != config.Default().Source {
+		g.cfgPath = cfg.Source
+	}
 	server := g.catalog.Server()
+	server.AddReceivingMiddleware(g.authz.middleware)
 	getServer := func(*http.Request) *mcp.Server { return server }
 	// Host and Origin are checked by our own guard in front, against the
 	// configured allowlist; the SDK's loopback-only check would refuse a
@@ -120,6 +135,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	}
 	if g.audit != nil {
 		f.audit = g.audit // a nil *audit.Log must not become a non-nil Auditor
+		g.authz.audit = g.audit
 	}
 	mux := http.NewServeMux()
 	g.front = f
@@ -247,10 +263,14 @@ func bindSessions(h http.Handler, authDisabled bool) http.Handler {
 		if p == nil {
 			return nil, auth.ErrInvalidToken
 		}
-		return &auth.TokenInfo{UserID: p.SessionOwner()}, nil
+		return &auth.TokenInfo{UserID: p.SessionOwner(), Extra: map[string]any{principalKey: p}}, nil
 	}
 	return auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
 }
+
+// principalKey holds the request's *authn.Principal in the SDK's
+// auth.TokenInfo.Extra, for the policy.
+const principalKey = "mcpgate.principal"
 
 // Handler is the gateway's whole HTTP surface, for tests and embedding.
 func (g *Gateway) Handler() http.Handler { return g.handler }
@@ -317,6 +337,13 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, g.tls.Config)
 	}
 	srv := transport.NewServer(g.cfg.Listen, g.handler, g.logger)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		g.watchPolicy(watchCtx)
+	}()
+	defer func() { stopWatch(); <-watched }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -42,6 +42,7 @@ const (
 	RefusedRateLimited      = "rate_limited" // 429: a principal's (or principal-and-tool's) token bucket is empty
 	RefusedConcurrency      = "concurrency"  // 429: too many calls in flight, for the principal or the gateway
 	RefusedAuditUnavailable = "audit_unavailable"
+	RefusedPolicy           = "policy" // the policy denied the call; the client was answered as for something that does not exist
 )
 
 // Label values used when a request has no JSON-RPC method.
@@ -109,6 +110,7 @@ type Metrics struct {
 	auditFailures prometheus.Counter
 	auditLatency  prometheus.Histogram
 	restarts      *prometheus.CounterVec
+	reloads       *prometheus.CounterVec
 }
 
 // New makes the metrics in a registry of their own, with the Go runtime and
@@ -151,6 +153,10 @@ func New(version string) *Metrics {
 			Name: "mcpgate_upstream_restarts_total",
 			Help: "Times an upstream connection failed or ended and was restarted, by upstream (its config name).",
 		}, []string{"upstream"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_policy_reloads_total",
+			Help: "Policy reloads (SIGHUP or a changed config file), by result: ok, or refused (the policy in force stayed).",
+		}, []string{"result"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "mcpgate_build_info",
@@ -162,14 +168,16 @@ func New(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo, m.requests, m.duration, m.authFailures, m.refusals,
-		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts,
+		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.reloads,
 	)
 	// Known reasons start at zero so that rate() sees their first increase.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("refused")
 	for _, r := range []string{AuthNoCredentials, AuthMalformed, AuthInvalid} {
 		m.authFailures.WithLabelValues(r)
 	}
 	for _, r := range []string{RefusedHost, RefusedOrigin, RefusedMethod, RefusedUnauthenticated, RefusedMediaType,
-		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedRateLimited, RefusedConcurrency, RefusedAuditUnavailable} {
+		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedRateLimited, RefusedConcurrency, RefusedAuditUnavailable, RefusedPolicy} {
 		m.refusals.WithLabelValues(r)
 	}
 	return m
@@ -229,4 +237,16 @@ func (m *Metrics) UpstreamRestart(upstream string) {
 		return
 	}
 	m.restarts.WithLabelValues(upstream).Inc()
+}
+
+// PolicyReload counts one policy reload attempt.
+func (m *Metrics) PolicyReload(ok bool) {
+	if m == nil {
+		return
+	}
+	result := "refused"
+	if ok {
+		result = "ok"
+	}
+	m.reloads.WithLabelValues(result).Inc()
 }

@@ -111,6 +111,11 @@ func NewCatalog(specs []Spec, opts Options) *Catalog {
 			Resources:   &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
 			Completions: &mcp.CompletionCapabilities{},
 		},
+		// Lists and reads are per principal (the policy filters them, and
+		// per-principal upstreams answer differently): no shared caching.
+		SetCacheable: func(_ context.Context, _ mcp.Request, cache *mcp.Cacheable) {
+			cache.TTLMs, cache.CacheScope = 0, "private"
+		},
 		CompletionHandler:  c.complete,
 		SubscribeHandler:   c.subscribe,
 		UnsubscribeHandler: c.unsubscribe,
@@ -401,6 +406,27 @@ func collect[T any](seq func(func(T, error) bool)) ([]T, error) {
 		out = append(out, item)
 	}
 	return out, nil
+}
+
+// Has reports whether the catalog serves a tool, prompt ("tool", "prompt")
+// or resource URI ("resource") by the name a client uses.
+func (c *Catalog) Has(kind, name string) bool {
+	switch kind {
+	case "tool":
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.tools[name]
+		return ok
+	case "prompt":
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.prompts[name]
+		return ok
+	case "resource":
+		_, err := c.resolveResource(name)
+		return err == nil
+	}
+	return false
 }
 
 // resolveResource returns the upstream serving uri: the one listing it, or

@@ -110,7 +110,7 @@ func (c *Catalog) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	}
 	c.mu.Unlock()
 	if u == nil {
-		return nil, invalidParams(fmt.Sprintf("completion/complete: unknown %s %q", ref.Type, ref.Name+ref.URI))
+		return nil, UnknownCompletionRef(&ref)
 	}
 	var res *mcp.CompleteResult
 	_, err := c.forward(ctx, u, req, "completion/complete", ref.Name+ref.URI, "", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string) (string, error) {
@@ -263,6 +263,13 @@ func resultMeta(m mcp.Meta) mcp.Meta {
 		}
 	}
 	return out
+}
+
+// UnknownCompletionRef is the error for a completion that refers to no
+// prompt or resource template of the catalog. The policy answers a denied
+// completion with it too, so the two cannot be told apart.
+func UnknownCompletionRef(ref *mcp.CompleteReference) error {
+	return invalidParams(fmt.Sprintf("completion/complete: unknown %s %q", ref.Type, ref.Name+ref.URI))
 }
 
 func invalidParams(msg string) error {

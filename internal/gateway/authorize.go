@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/authn"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/upstream"
+)
+
+// authorizer puts the policy between the client and the catalog: every
+// request that names a tool, prompt or resource is decided before a handler
+// runs, and every list is filtered to what the principal may use. A denied
+// request is answered exactly as a request for something that does not
+// exist, so probing reveals nothing; the audit log and the metrics, not the
+// client, learn that it was a denial and by which rule.
+type authorizer struct {
+	policy       atomic.Pointer[policy.Policy]
+	exists       func(kind, name string) bool // the catalog serves it
+	authDisabled bool
+	audit        Auditor // nil: auditing off
+	logger       *slog.Logger
+	metrics      *telemetry.Metrics
+}
+
+func newAuthorizer(p *policy.Policy, exists func(kind, name string) bool, authDisabled bool, logger *slog.Logger, metrics *telemetry.Metrics) *authorizer {
+	a := &authorizer{exists: exists, authDisabled: authDisabled, logger: logger, metrics: metrics}
+	a.policy.Store(p)
+	return a
+}
+
+// subject is the policy's view of the request's principal, which the front
+// authenticated and bindSessions handed to the SDK. ok is false when an
+// authenticated gateway has no principal for the request: then nothing is
+// allowed.
+func (a *authorizer) subject(req mcp.Request) (s policy.Subject, ok bool) {
+	if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil {
+		if p, _ := extra.TokenInfo.Extra[principalKey].(*authn.Principal); p != nil {
+			return policy.Subject{ID: p.ID, Roles: p.Roles, Scopes: p.Scopes, Authenticated: true}, true
+		}
+	}
+	return policy.Subject{ID: "anonymous"}, a.authDisabled
+}
+
+// middleware decides requests and filters lists. The policy is loaded once
+// per request: a reload swaps it atomically, and a call keeps the decision
+// it started with.
+func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		pol := a.policy.Load()
+		subject, ok := a.subject(req)
+		switch method {
+		case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+			res, err := next(ctx, method, req)
+			if err != nil || !ok {
+				return filterList(res, func(policy.Kind, string) bool { return false }), err
+			}
+			return filterList(res, func(kind policy.Kind, name string) bool { return pol.Visible(subject, kind, name) }), nil
+		}
+		target, unknown := requestTarget(method, req)
+		if target == nil {
+			return next(ctx, method, req) // names nothing the policy governs
+		}
+		d := policy.Decision{Reason: "no principal for the request"}
+		if ok {
+			d = pol.Decide(subject, *target)
+		}
+		if !d.Allow {
+			// Something that does not exist is not a denial: the client gets
+			// the same answer, the audit log does not record a policy
+			// decision, and the two can be told apart there.
+			if a.exists(string(target.Kind), target.Name) {
+				a.deny(ctx, req, method, subject, *target, d)
+			}
+			return nil, unknown
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// deny logs, counts and audits a policy denial.
+func (a *authorizer) deny(ctx context.Context, req mcp.Request, method string, s policy.Subject, target policy.Request, d policy.Decision) {
+	a.logger.Warn("request denied by policy", "principal", s.ID, "method", method, "name", target.Name, "rule", d.Rule, "reason", d.Reason)
+	a.metrics.Refusal(telemetry.RefusedPolicy)
+	if a.audit == nil {
+		return
+	}
+	ev := audit.Event{
+		Time:      time.Now().UTC(),
+		Principal: s.ID,
+		Method:    method,
+		Name:      target.Name,
+		Decision:  audit.Deny,
+		Rule:      d.Rule,
+		Reason:    d.Reason,
+		Outcome:   "denied",
+	}
+	if ss, ok := req.GetSession().(*mcp.ServerSession); ok {
+		ev.Session = ss.ID()
+	}
+	if err := a.audit.Append(ctx, ev); err != nil {
+		a.logger.Error("audit record of a policy denial not written", "error", err)
+	}
+}
+
+// requestTarget names what a request asks for, and the error a client gets
+// when that does not exist (which is also what a denied client gets). nil
+// means the request names nothing the policy governs.
+func requestTarget(method string, req mcp.Request) (*policy.Request, error) {
+	switch p := req.GetParams().(type) {
+	case *mcp.CallToolParamsRaw:
+		var args map[string]any
+		if len(p.Arguments) > 0 {
+			// Arguments that are not a JSON object leave args nil; a
+			// condition on them then fails, and fails closed.
+			_ = json.Unmarshal(p.Arguments, &args)
+		}
+		return &policy.Request{Kind: policy.Tool, Name: p.Name, Args: args},
+			&jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", p.Name)}
+	case *mcp.GetPromptParams:
+		args := make(map[string]any, len(p.Arguments))
+		for k, v := range p.Arguments {
+			args[k] = v
+		}
+		return &policy.Request{Kind: policy.Prompt, Name: p.Name, Args: args},
+			&jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown prompt %q", p.Name)}
+	case *mcp.ReadResourceParams:
+		return &policy.Request{Kind: policy.Resource, Name: p.URI}, mcp.ResourceNotFoundError(p.URI)
+	case *mcp.SubscribeParams:
+		return &policy.Request{Kind: policy.Resource, Name: p.URI}, mcp.ResourceNotFoundError(p.URI)
+	case *mcp.CompleteParams:
+		if p.Ref == nil {
+			return nil, nil
+		}
+		unknown := upstream.UnknownCompletionRef(p.Ref)
+		if p.Ref.Type == "ref/prompt" {
+			return &policy.Request{Kind: policy.Prompt, Name: p.Ref.Name}, unknown
+		}
+		return &policy.Request{Kind: policy.Resource, Name: p.Ref.URI}, unknown
+	}
+	return nil, nil
+}
+
+// filterList keeps the list items visible says the principal may use. The
+// SDK builds each list result afresh, so it is filtered in place.
+func filterList(res mcp.Result, visible func(policy.Kind, string) bool) mcp.Result {
+	switch r := res.(type) {
+	case *mcp.ListToolsResult:
+		r.Tools = slices.DeleteFunc(r.Tools, func(t *mcp.Tool) bool { return !visible(policy.Tool, t.Name) })
+	case *mcp.ListPromptsResult:
+		r.Prompts = slices.DeleteFunc(r.Prompts, func(p *mcp.Prompt) bool { return !visible(policy.Prompt, p.Name) })
+	case *mcp.ListResourcesResult:
+		r.Resources = slices.DeleteFunc(r.Resources, func(x *mcp.Resource) bool { return !visible(policy.Resource, x.URI) })
+	case *mcp.ListResourceTemplatesResult:
+		r.ResourceTemplates = slices.DeleteFunc(r.ResourceTemplates, func(x *mcp.ResourceTemplate) bool {
+			return !visible(policy.Resource, x.URITemplate)
+		})
+	}
+	return res
+}
+
+// ReloadPolicy re-reads the config file and, if its policy compiles, puts it
+// in force atomically. A config that fails to load or a policy that fails to
+// compile is refused: the policy in force stays, and the failure is logged
+// and counted. Only the policy is reloaded; other settings need a restart.
+func (g *Gateway) ReloadPolicy() error {
+	err := g.reloadPolicy()
+	g.metrics.PolicyReload(err == nil)
+	if err != nil {
+		g.logger.Error("policy reload refused; the policy in force stays", "error", err, "config", g.cfg.Source)
+		return err
+	}
+	g.logger.Info("policy reloaded", "config", g.cfg.Source)
+	return nil
+}
+
+func (g *Gateway) reloadPolicy() error {
+	if g.cfgPath == "" {
+		return errors.New("reload policy: the embedded default config has no file to re-read")
+	}
+	cfg, err := config.Load(g.cfgPath)
+	if err != nil {
+		return fmt.Errorf("reload policy: %w", err)
+	}
+	p, err := policy.Compile(cfg.Policy)
+	if err != nil {
+		return fmt.Errorf("reload policy: %w", err)
+	}
+	g.authz.policy.Store(p)
+	return nil
+}
+
+// policyPollInterval is how often the config file is checked for changes.
+const policyPollInterval = 2 * time.Second
+
+// watchPolicy reloads the policy when the config file changes (its size or
+// modification time), until ctx is done.
+func (g *Gateway) watchPolicy(ctx context.Context) {
+	if g.cfgPath == "" {
+		return
+	}
+	stamp := func() string {
+		info, err := os.Stat(g.cfgPath)
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprint(info.Size(), info.ModTime().UnixNano())
+	}
+	last := stamp()
+	tick := time.NewTicker(policyPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if now := stamp(); now != last && now != "" {
+			last = now
+			g.ReloadPolicy()
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/config"
+)
+
+// twoRoles gives alice the role ops and bob the role dev, with a policy in
+// which ops may use the test server's tools and dev only the demo's echo,
+// and only for short messages.
+func twoRoles(c *config.Config) {
+	c.Auth.APIKeys[0].Roles = []string{"ops"}
+	c.Auth.APIKeys[1].Roles = []string{"dev"}
+	c.Policy = config.Policy{Rules: []config.PolicyRule{
+		{Name: "ops-tools", Roles: []string{"ops"}, Allow: &config.PolicyTargets{Tools: []string{"pid", "block", "grow"}}},
+		{Name: "dev-echo", Roles: []string{"dev"}, Allow: &config.PolicyTargets{Tools: []string{"echo"}}},
+		{Name: "dev-short", Roles: []string{"dev"}, Deny: &config.PolicyTargets{Tools: []string{"echo"}}, When: `size(args.message) > 10`},
+	}}
+}
+
+// listTools returns the tool names key sees.
+func listTools(t *testing.T, tg *testGateway, key string) string {
+	t.Helper()
+	resp, b := tg.post(t, key, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/list: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// rawCall returns the status and decoded answer of a tools/call.
+func rawCall(t *testing.T, tg *testGateway, key, name, args string) (int, rpcError) {
+	t.Helper()
+	resp, b := tg.post(t, key, modernBody(1, "tools/call", `"name":"`+name+`","arguments":`+args), modernHeaders("tools/call", name))
+	return resp.StatusCode, decodeRPC(t, b)
+}
+
+// TestPolicyTwoRoles: each role sees and can call only its own tools; a
+// denied call is answered exactly as a call to a tool that does not exist;
+// the two leave audit records that differ (the denial names its rule).
+func TestPolicyTwoRoles(t *testing.T) {
+	tg, logPath := auditedGateway(t, twoRoles)
+
+	alice, bob := listTools(t, tg, tg.keyA), listTools(t, tg, tg.keyB)
+	if !strings.Contains(alice, `"pid"`) || strings.Contains(alice, `"echo"`) || strings.Contains(alice, `"test_simple_text"`) {
+		t.Errorf("alice (ops) lists %s; want pid, and neither echo nor the demo's other tools", alice)
+	}
+	if !strings.Contains(bob, `"echo"`) || strings.Contains(bob, `"pid"`) {
+		t.Errorf("bob (dev) lists %s; want echo (conditional, still listed) and not pid", bob)
+	}
+	if r := callTool(t, tg, tg.keyA, "pid"); r.Error != nil {
+		t.Fatalf("alice calls pid: %+v", r.Error)
+	}
+	if _, r := rawCall(t, tg, tg.keyB, "echo", `{"message":"short"}`); r.Error != nil || !strings.Contains(string(r.Result), "short") {
+		t.Fatalf("bob calls echo with a short message: %+v %s", r.Error, r.Result)
+	}
+
+	// Denied (no rule, a deny rule's condition) and nonexistent: the same answer.
+	deniedStatus, denied := rawCall(t, tg, tg.keyB, "pid", `{}`)
+	condStatus, cond := rawCall(t, tg, tg.keyB, "echo", `{"message":"much too long for dev"}`)
+	missingStatus, missing := rawCall(t, tg, tg.keyB, "no_such_tool", `{}`)
+	for _, c := range []struct {
+		what   string
+		status int
+		r      rpcError
+		name   string
+	}{{"denied pid", deniedStatus, denied, "pid"}, {"denied long echo", condStatus, cond, "echo"}, {"nonexistent", missingStatus, missing, "no_such_tool"}} {
+		if c.r.Error == nil || c.status != missingStatus || c.r.Error.Code != missing.Error.Code ||
+			c.r.Error.Message != strings.ReplaceAll(missing.Error.Message, "no_such_tool", c.name) {
+			t.Errorf("%s: status %d %+v; want exactly the answer for a nonexistent tool (%d %+v)", c.what, c.status, c.r.Error, missingStatus, missing.Error)
+		}
+	}
+
+	var denials []audit.Event
+	for _, ev := range auditEvents(t, tg, logPath) {
+		if ev.Decision == audit.Deny {
+			denials = append(denials, ev)
+		}
+	}
+	if len(denials) != 2 {
+		t.Fatalf("audit denials = %+v, want 2 (pid, long echo); the nonexistent tool is not a denial", denials)
+	}
+	if denials[0].Name != "pid" || denials[0].Principal != "bob" || !strings.Contains(denials[0].Reason, "no rule allows") {
+		t.Errorf("first denial = %+v", denials[0])
+	}
+	if denials[1].Name != "echo" || denials[1].Rule != "dev-short" {
+		t.Errorf("second denial = %+v, want rule dev-short", denials[1])
+	}
+	if m := scrape(t, tg.Gateway); !strings.Contains(m, `mcpgate_refusals_total{reason="policy"} 2`+"\n") {
+		t.Errorf("want 2 policy refusals counted:\n%s", m)
+	}
+}
+
+// TestPolicyReloadUnderLoad reloads the policy from the config file while
+// calls run: a call in flight keeps the decision it started with, later
+// calls get the new policy, a reload that fails to compile is refused and
+// the policy in force stays.
+func TestPolicyReloadUnderLoad(t *testing.T) {
+	tg := newTestGateway(t, func(c *config.Config) {
+		twoRoles(c)
+		c.Limits.PerPrincipal = config.PrincipalLimits{Rate: 1e6, Burst: 1_000_000, Concurrent: 1000}
+	})
+	cfgFile := filepath.Join(t.TempDir(), "mcpgate.yaml")
+	tg.cfgPath = cfgFile
+	writePolicy := func(rules string) {
+		t.Helper()
+		yaml := fmt.Sprintf("auth: {insecure_disable_auth: true}\nupstreams:\n  t: {command: [%q, testserver], insecure_no_sandbox: true}\npolicy:\n  rules:\n%s", os.Args[0], rules)
+		if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A call allowed by the first policy is in flight across the reload.
+	started, _ := addBlockingTool(t, tg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	inflight := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, tg.URL, strings.NewReader(modernBody(9, "tools/call", `"name":"block","arguments":{}`)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+tg.keyA)
+		modernHeaders("tools/call", "block")(req)
+		_, err := http.DefaultClient.Do(req)
+		inflight <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(15 * time.Second):
+		t.Fatal("block never started")
+	}
+
+	// Load: alice calls pid from 4 goroutines while the policy flips to
+	// one that gives ops only echo. Each answer must be one the old or the
+	// new policy gives, never anything else.
+	writePolicy(`    - {name: ops-echo-only, roles: [ops], allow: {tools: [echo]}}` + "\n")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var odd []string
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, b, err := postNoFatal(tg, tg.keyA, modernBody(1, "tools/call", `"name":"pid","arguments":{}`), modernHeaders("tools/call", "pid"))
+				if err != nil {
+					continue
+				}
+				ok := resp.StatusCode == http.StatusOK && !strings.Contains(string(b), `"error"`)
+				unknown := strings.Contains(string(b), `unknown tool \"pid\"`)
+				if !ok && !unknown {
+					mu.Lock()
+					odd = append(odd, string(b))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := tg.ReloadPolicy(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if len(odd) > 0 {
+		t.Fatalf("answers that neither policy gives: %q", odd[0])
+	}
+	if status, r := rawCall(t, tg, tg.keyA, "pid", `{}`); r.Error == nil {
+		t.Fatalf("pid after the reload: %d %s; want it denied", status, r.Result)
+	}
+	select {
+	case err := <-inflight:
+		t.Fatalf("the call in flight ended at the reload: %v", err)
+	default: // still running under the decision it started with
+	}
+
+	// A policy that does not compile is refused; the one in force stays.
+	writePolicy(`    - {name: broken, roles: [ops], allow: {tools: [pid]}, when: 'args.x +'}` + "\n")
+	if err := tg.ReloadPolicy(); err == nil {
+		t.Fatal("a policy with a broken condition was loaded")
+	}
+	if _, r := rawCall(t, tg, tg.keyA, "echo", `{"message":"hi"}`); r.Error != nil {
+		t.Fatalf("echo after a refused reload: %+v; the previous policy must stay", r.Error)
+	}
+	if m := scrape(t, tg.Gateway); !strings.Contains(m, `mcpgate_policy_reloads_total{result="ok"} 1`) || !strings.Contains(m, `mcpgate_policy_reloads_total{result="refused"} 1`) {
+		t.Errorf("reload counts wrong:\n%s", m)
+	}
+}
