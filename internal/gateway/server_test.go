@@ -51,6 +51,14 @@ func serveOn(t *testing.T, g *Gateway) net.Listener {
 			t.Errorf("Serve: %v", err)
 		}
 	})
+	// Serve starts the upstreams before it serves; wait until it does.
+	deadline := time.Now().Add(30 * time.Second)
+	for !g.serving.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not start serving")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return ln
 }
 
