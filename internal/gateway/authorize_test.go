@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
 // twoRoles gives alice the role ops and bob the role dev, with a policy in
@@ -200,4 +202,68 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 	if m := scrape(t, tg.Gateway); !strings.Contains(m, `mcpgate_policy_reloads_total{result="ok"} 1`) || !strings.Contains(m, `mcpgate_policy_reloads_total{result="refused"} 1`) {
 		t.Errorf("reload counts wrong:\n%s", m)
 	}
+}
+
+// FuzzNothingUnallowedReachesTheUpstream: whatever tool name and arguments a
+// principal sends, a call reaches the upstream child (asserted there: the
+// test server's "note" tool logs every call it gets) only if the policy,
+// asked directly, allows it.
+func FuzzNothingUnallowedReachesTheUpstream(f *testing.F) {
+	f.Add(true, "note", `{"n":1}`)
+	f.Add(true, "note", `{"n":7}`)
+	f.Add(true, "note", `{}`)
+	f.Add(false, "note", `{"n":1}`)
+	f.Add(true, "t.note", `{"n":1}`)
+	f.Add(true, "note", `{"n":"1"}`)
+	f.Add(true, "note", `[1]`)
+	f.Add(true, "note", `{"n":4.999}`)
+	tg := newTestGateway(f, func(c *config.Config) {
+		c.Auth.APIKeys[0].Roles = []string{"ops"}
+		c.Auth.APIKeys[1].Roles = []string{"dev"}
+		c.Limits.PerPrincipal = config.PrincipalLimits{Rate: 1e6, Burst: 1_000_000, Concurrent: 1000}
+		c.Policy = config.Policy{Rules: []config.PolicyRule{
+			{Name: "ops-small-notes", Roles: []string{"ops"}, Allow: &config.PolicyTargets{Tools: []string{"note"}}, When: `has(args.n) && args.n < 5`},
+			{Name: "dev-everything", Roles: []string{"dev"}, Allow: &config.PolicyTargets{Tools: []string{"*"}}},
+			{Name: "dev-no-notes", Roles: []string{"dev"}, Deny: &config.PolicyTargets{Tools: []string{"note"}}},
+		}}
+	})
+	pol := tg.authz.policy.Load()
+	log := filepath.Join(tg.markers, "calls.log")
+	lines := func() int {
+		b, _ := os.ReadFile(log)
+		return strings.Count(string(b), "\n")
+	}
+	// The assertion can see a call arrive: an allowed one does.
+	if resp, b, err := postNoFatal(tg, tg.keyA, modernBody(1, "tools/call", `"name":"note","arguments":{"n":1}`), modernHeaders("tools/call", "note")); err != nil || resp.StatusCode != http.StatusOK || lines() != 1 {
+		f.Fatalf("an allowed note call did not reach the upstream: %v %s (log lines %d)", err, b, lines())
+	}
+	f.Fuzz(func(t *testing.T, alice bool, name, args string) {
+		key, subject := tg.keyB, policy.Subject{ID: "bob", Roles: []string{"dev"}, Authenticated: true}
+		if alice {
+			key, subject = tg.keyA, policy.Subject{ID: "alice", Roles: []string{"ops"}, Authenticated: true}
+		}
+		params, err := json.Marshal(map[string]json.RawMessage{"name": mustJSON(name), "arguments": json.RawMessage(args)})
+		if err != nil {
+			return // not a JSON value: the strict gate's business, tested elsewhere
+		}
+		before := lines()
+		resp, _, err := postNoFatal(tg, key, modernBody(1, "tools/call", strings.Trim(string(params), "{}")), modernHeaders("tools/call", name))
+		if err != nil {
+			t.Skip("request not sent") // a name no HTTP header can carry
+		}
+		resp.Body.Close()
+		if lines() == before {
+			return
+		}
+		var decoded map[string]any
+		json.Unmarshal([]byte(args), &decoded)
+		if d := pol.Decide(subject, policy.Request{Kind: policy.Tool, Name: name, Args: decoded}); !d.Allow {
+			t.Fatalf("%s's call of %q with %s reached the upstream, but the policy says %+v", subject.ID, name, args, d)
+		}
+	})
+}
+
+func mustJSON(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
 }

@@ -32,6 +32,7 @@ import (
 //	crash  exits the process mid-call (exit status 3)
 //	pid    answers with the child's process id
 //	grow   adds a tool "grown" (the server announces tools/list_changed)
+//	note   appends its raw arguments as a line to $MARKERS/calls.log
 func runTestServer() int {
 	markers := os.Getenv("MARKERS")
 	mark := func(name string) { os.WriteFile(filepath.Join(markers, name), nil, 0o600) }
@@ -49,6 +50,16 @@ func runTestServer() int {
 	})
 	s.AddTool(&mcp.Tool{Name: "pid", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strconv.Itoa(os.Getpid())}}}, nil
+	})
+	s.AddTool(&mcp.Tool{Name: "note", InputSchema: object}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		f, err := os.OpenFile(filepath.Join(markers, "calls.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		line, _ := json.Marshal(string(req.Params.Arguments))
+		f.Write(append(line, '\n'))
+		return &mcp.CallToolResult{Content: []mcp.Content{}}, nil
 	})
 	s.AddTool(&mcp.Tool{Name: "grow", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		s.AddTool(&mcp.Tool{Name: "grown", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
