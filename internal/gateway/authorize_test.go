@@ -267,3 +267,27 @@ func mustJSON(s string) json.RawMessage {
 	b, _ := json.Marshal(s)
 	return b
 }
+
+// TestPolicyLegacySession: the policy governs legacy (session) traffic the
+// same way: bob's session lists only his tools and his denied call is
+// answered as unknown.
+func TestPolicyLegacySession(t *testing.T) {
+	tg := newTestGateway(t, twoRoles)
+	sid := legacyInit(t, tg, tg.keyB)
+	withSession := func(r *http.Request) {
+		r.Header.Set("Mcp-Session-Id", sid)
+		r.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	}
+	_, list := tg.post(t, tg.keyB, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, withSession)
+	if !strings.Contains(string(list), `"echo"`) || strings.Contains(string(list), `"pid"`) {
+		t.Errorf("bob's legacy tools/list: %s", list)
+	}
+	_, b := tg.post(t, tg.keyB, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"pid","arguments":{}}}`, withSession)
+	if r := decodeRPC(t, b); r.Error == nil || r.Error.Message != `unknown tool "pid"` {
+		t.Errorf("bob's legacy call of pid: %s, want unknown tool", b)
+	}
+	_, b = tg.post(t, tg.keyB, `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"message":"ok"}}}`, withSession)
+	if r := decodeRPC(t, b); r.Error != nil || !strings.Contains(string(r.Result), "ok") {
+		t.Errorf("bob's legacy call of echo: %s", b)
+	}
+}
