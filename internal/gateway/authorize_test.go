@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
@@ -289,5 +291,45 @@ func TestPolicyLegacySession(t *testing.T) {
 	_, b = tg.post(t, tg.keyB, `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"message":"ok"}}}`, withSession)
 	if r := decodeRPC(t, b); r.Error != nil || !strings.Contains(string(r.Result), "ok") {
 		t.Errorf("bob's legacy call of echo: %s", b)
+	}
+}
+
+// TestPolicyReloadOnFileChange: a served gateway notices its config file
+// change and reloads the policy from it.
+func TestPolicyReloadOnFileChange(t *testing.T) {
+	key, digest := authn.NewKey()
+	cfgFile := filepath.Join(t.TempDir(), "mcpgate.yaml")
+	write := func(tool string) {
+		yaml := fmt.Sprintf("auth:\n  api_keys: [{id: alice, sha256: %q, roles: [ops]}]\nupstreams:\n  demo: {builtin: demo, namespace: \"\", insecure_no_sandbox: true}\npolicy:\n  rules: [{name: r, roles: [ops], allow: {tools: [%s]}}]\n", digest, tool)
+		if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("echo")
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen.Address, cfg.Admin.Address = "127.0.0.1:0", "127.0.0.1:0"
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := serveOn(t, g)
+	url := g.EndpointURL(ln)
+	call := func() string {
+		_, b := request(t, http.MethodPost, url, key, modernBody(1, "tools/call", `"name":"echo","arguments":{"message":"x"}`), modernHeaders("tools/call", "echo"))
+		return string(b)
+	}
+	if b := call(); strings.Contains(b, `"error"`) {
+		t.Fatalf("echo under the first policy: %s", b)
+	}
+	write("test_simple_text")
+	deadline := time.Now().Add(3 * policyPollInterval)
+	for !strings.Contains(call(), `unknown tool \"echo\"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the changed config file was not reloaded")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
