@@ -31,14 +31,15 @@ import (
 type authorizer struct {
 	policy       atomic.Pointer[policy.Policy]
 	exists       func(kind, name string) bool // the catalog serves it
+	validate     func(tool string, args json.RawMessage) error
 	authDisabled bool
 	audit        Auditor // nil: auditing off
 	logger       *slog.Logger
 	metrics      *telemetry.Metrics
 }
 
-func newAuthorizer(p *policy.Policy, exists func(kind, name string) bool, authDisabled bool, logger *slog.Logger, metrics *telemetry.Metrics) *authorizer {
-	a := &authorizer{exists: exists, authDisabled: authDisabled, logger: logger, metrics: metrics}
+func newAuthorizer(p *policy.Policy, c *upstream.Catalog, authDisabled bool, logger *slog.Logger, metrics *telemetry.Metrics) *authorizer {
+	a := &authorizer{exists: c.Has, validate: c.ValidateArguments, authDisabled: authDisabled, logger: logger, metrics: metrics}
 	a.policy.Store(p)
 	return a
 }
@@ -84,18 +85,27 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			// the same answer, the audit log does not record a policy
 			// decision, and the two can be told apart there.
 			if a.exists(string(target.Kind), target.Name) {
-				a.deny(ctx, req, method, subject, *target, d)
+				a.deny(ctx, req, method, subject, *target, d, telemetry.RefusedPolicy)
 			}
 			return nil, unknown
+		}
+		if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok {
+			if err := a.validate(p.Name, p.Arguments); err != nil {
+				// Refused before the upstream sees it; the client learns
+				// which path and keyword failed (its own input).
+				a.deny(ctx, req, method, subject, *target, policy.Decision{Rule: d.Rule, Reason: err.Error()}, telemetry.RefusedSchema)
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("invalid arguments for tool %q: %v", p.Name, err)}
+			}
 		}
 		return next(ctx, method, req)
 	}
 }
 
-// deny logs, counts and audits a policy denial.
-func (a *authorizer) deny(ctx context.Context, req mcp.Request, method string, s policy.Subject, target policy.Request, d policy.Decision) {
-	a.logger.Warn("request denied by policy", "principal", s.ID, "method", method, "name", target.Name, "rule", d.Rule, "reason", d.Reason)
-	a.metrics.Refusal(telemetry.RefusedPolicy)
+// deny logs, counts (under label) and audits a denial: by the policy, or of
+// arguments that fail the tool's schema.
+func (a *authorizer) deny(ctx context.Context, req mcp.Request, method string, s policy.Subject, target policy.Request, d policy.Decision, label string) {
+	a.logger.Warn("request refused", "why", label, "principal", s.ID, "method", method, "name", target.Name, "rule", d.Rule, "reason", d.Reason)
+	a.metrics.Refusal(label)
 	if a.audit == nil {
 		return
 	}

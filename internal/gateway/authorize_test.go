@@ -209,7 +209,7 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 // FuzzNothingUnallowedReachesTheUpstream: whatever tool name and arguments a
 // principal sends, a call reaches the upstream child (asserted there: the
 // test server's "note" tool logs every call it gets) only if the policy,
-// asked directly, allows it.
+// asked directly, allows it and the arguments pass the tool's schema.
 func FuzzNothingUnallowedReachesTheUpstream(f *testing.F) {
 	f.Add(true, "note", `{"n":1}`)
 	f.Add(true, "note", `{"n":7}`)
@@ -219,6 +219,8 @@ func FuzzNothingUnallowedReachesTheUpstream(f *testing.F) {
 	f.Add(true, "note", `{"n":"1"}`)
 	f.Add(true, "note", `[1]`)
 	f.Add(true, "note", `{"n":4.999}`)
+	f.Add(true, "note", `{"n":1,"tag":"much too long"}`)
+	f.Add(true, "note", `{"n":1,"extra":true}`)
 	tg := newTestGateway(f, func(c *config.Config) {
 		c.Auth.APIKeys[0].Roles = []string{"ops"}
 		c.Auth.APIKeys[1].Roles = []string{"dev"}
@@ -261,6 +263,9 @@ func FuzzNothingUnallowedReachesTheUpstream(f *testing.F) {
 		json.Unmarshal([]byte(args), &decoded)
 		if d := pol.Decide(subject, policy.Request{Kind: policy.Tool, Name: name, Args: decoded}); !d.Allow {
 			t.Fatalf("%s's call of %q with %s reached the upstream, but the policy says %+v", subject.ID, name, args, d)
+		}
+		if err := tg.catalog.ValidateArguments(name, json.RawMessage(args)); err != nil {
+			t.Fatalf("%s's call of %q with %s reached the upstream, but fails the tool's schema: %v", subject.ID, name, args, err)
 		}
 	})
 }
@@ -331,5 +336,39 @@ func TestPolicyReloadOnFileChange(t *testing.T) {
 			t.Fatal("the changed config file was not reloaded")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSchemaViolationNeverReachesTheUpstream: arguments that fail the tool's
+// input schema are answered -32602 naming the path and keyword, audited and
+// counted, and the child never sees them.
+func TestSchemaViolationNeverReachesTheUpstream(t *testing.T) {
+	tg, logPath := auditedGateway(t, nil)
+	for _, args := range []string{`{"n":"seven"}`, `{"n":1000}`, `{"tag":"123456789"}`, `{"other":1}`} {
+		status, r := rawCall(t, tg, tg.keyA, "note", args)
+		// The SDK answers invalid params of a modern request with 400.
+		if status != http.StatusBadRequest || r.Error == nil || r.Error.Code != -32602 ||
+			!strings.HasPrefix(r.Error.Message, `invalid arguments for tool "note": `) || !strings.Contains(r.Error.Message, "/properties/") && !strings.Contains(r.Error.Message, "additional") {
+			t.Errorf("note %s: %d %+v; want -32602 naming the failing path", args, status, r.Error)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tg.markers, "calls.log")); err == nil {
+		b, _ := os.ReadFile(filepath.Join(tg.markers, "calls.log"))
+		t.Fatalf("invalid arguments reached the upstream: %s", b)
+	}
+	if status, r := rawCall(t, tg, tg.keyA, "note", `{"n":7,"tag":"ok"}`); status != http.StatusOK || r.Error != nil {
+		t.Fatalf("valid note: %d %+v", status, r.Error)
+	}
+	if m := scrape(t, tg.Gateway); !strings.Contains(m, `mcpgate_refusals_total{reason="schema"} 4`+"\n") {
+		t.Errorf("want 4 schema refusals counted:\n%s", m)
+	}
+	n := 0
+	for _, ev := range auditEvents(t, tg, logPath) {
+		if ev.Decision == audit.Deny && ev.Name == "note" && strings.Contains(ev.Reason, "input schema") {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d schema denials audited, want 4", n)
 	}
 }

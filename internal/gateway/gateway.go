@@ -90,7 +90,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if len(cfg.Policy.Rules) == 0 {
 		logger.Warn("POLICY HAS NO RULES: every call is denied", "key", "policy.rules")
 	}
-	g.authz = newAuthorizer(pol, g.catalog.Has, cfg.Auth.InsecureDisableAuth, logger.With("component", "policy"), g.metrics)
+	g.authz = newAuthorizer(pol, g.catalog, cfg.Auth.InsecureDisableAuth, logger.With("component", "policy"), g.metrics)
 	if cfg.Source != config.Default().Source {
 		g.cfgPath = cfg.Source
 	}

@@ -32,7 +32,8 @@ import (
 //	crash  exits the process mid-call (exit status 3)
 //	pid    answers with the child's process id
 //	grow   adds a tool "grown" (the server announces tools/list_changed)
-//	note   appends its raw arguments as a line to $MARKERS/calls.log
+//	note   appends its raw arguments as a line to $MARKERS/calls.log; its
+//	       schema allows only a number n (at most 100) and a short tag
 func runTestServer() int {
 	markers := os.Getenv("MARKERS")
 	mark := func(name string) { os.WriteFile(filepath.Join(markers, name), nil, 0o600) }
@@ -51,7 +52,8 @@ func runTestServer() int {
 	s.AddTool(&mcp.Tool{Name: "pid", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strconv.Itoa(os.Getpid())}}}, nil
 	})
-	s.AddTool(&mcp.Tool{Name: "note", InputSchema: object}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	noteSchema := json.RawMessage(`{"type":"object","properties":{"n":{"type":"number","maximum":100},"tag":{"type":"string","maxLength":8}},"additionalProperties":false}`)
+	s.AddTool(&mcp.Tool{Name: "note", InputSchema: noteSchema}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		f, err := os.OpenFile(filepath.Join(markers, "calls.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if err != nil {
 			return nil, err

@@ -43,6 +43,7 @@ const (
 	RefusedConcurrency      = "concurrency"  // 429: too many calls in flight, for the principal or the gateway
 	RefusedAuditUnavailable = "audit_unavailable"
 	RefusedPolicy           = "policy" // the policy denied the call; the client was answered as for something that does not exist
+	RefusedSchema           = "schema" // the call's arguments failed the tool's input schema
 )
 
 // Label values used when a request has no JSON-RPC method.
@@ -177,7 +178,7 @@ func New(version string) *Metrics {
 		m.authFailures.WithLabelValues(r)
 	}
 	for _, r := range []string{RefusedHost, RefusedOrigin, RefusedMethod, RefusedUnauthenticated, RefusedMediaType,
-		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedRateLimited, RefusedConcurrency, RefusedAuditUnavailable, RefusedPolicy} {
+		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedRateLimited, RefusedConcurrency, RefusedAuditUnavailable, RefusedPolicy, RefusedSchema} {
 		m.refusals.WithLabelValues(r)
 	}
 	return m

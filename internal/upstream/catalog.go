@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/yosida95/uritemplate/v3"
 
@@ -58,8 +59,9 @@ type Catalog struct {
 // entry is one catalog item: the upstream that serves it and its own name
 // (or URI) there.
 type entry struct {
-	u    *Upstream
-	name string
+	u      *Upstream
+	name   string
+	schema *jsonschema.Resolved // a tool's compiled input schema
 }
 
 // template is a resource template's owner and its matcher.
@@ -260,9 +262,16 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 			u.logger.Error("tool refused", "tool", t.Name, "error", err)
 			continue
 		}
+		schema, err := compileSchema(t.InputSchema)
+		if err != nil {
+			// Quarantined: without a schema its calls could not be
+			// validated, and none goes through unvalidated.
+			u.logger.Error("tool quarantined: its input schema does not compile", "tool", t.Name, "error", err)
+			continue
+		}
 		cp := *t
 		cp.Name = name
-		c.tools[name] = entry{u, t.Name}
+		c.tools[name] = entry{u, t.Name, schema}
 		keepTools[name] = true
 		c.server.AddTool(&cp, c.callTool(u, t.Name))
 	}
@@ -277,7 +286,7 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		}
 		cp := *p
 		cp.Name = name
-		c.prompts[name] = entry{u, p.Name}
+		c.prompts[name] = entry{u: u, name: p.Name}
 		keepPrompts[name] = true
 		c.server.AddPrompt(&cp, c.getPrompt(u, p.Name))
 	}
@@ -295,7 +304,7 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		}
 		cp := *r
 		cp.Name = exposed(u, r.Name)
-		c.resources[r.URI] = entry{u, r.URI}
+		c.resources[r.URI] = entry{u: u, name: r.URI}
 		keepResources[r.URI] = true
 		c.server.AddResource(&cp, c.readResource(u))
 	}
@@ -314,7 +323,7 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		}
 		cp := *t
 		cp.Name = exposed(u, t.Name)
-		c.templates[t.URITemplate] = template{entry{u, t.URITemplate}, tmpl.Regexp()}
+		c.templates[t.URITemplate] = template{entry{u: u, name: t.URITemplate}, tmpl.Regexp()}
 		keepTemplates[t.URITemplate] = true
 		c.server.AddResourceTemplate(&cp, c.readResource(u))
 	}
