@@ -63,6 +63,31 @@ type gateway struct {
 	URL     string
 	cmd     *exec.Cmd
 	logPath string
+
+	done      chan struct{} // closed when the process has exited
+	exitErr   error         // its exit, once done is closed
+	signalled bool          // the test stopped it itself and checks the exit
+}
+
+// signal sends sig to the gateway; the test then owns checking its exit.
+func (g *gateway) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	g.signalled = true
+	if err := g.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal mcpgate: %v", err)
+	}
+}
+
+// wait returns the gateway's exit error, failing the test after timeout.
+func (g *gateway) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-g.done:
+		return g.exitErr
+	case <-time.After(timeout):
+		t.Fatalf("mcpgate did not exit within %s", timeout)
+		return nil
+	}
 }
 
 // logTail returns the last lines of the gateway's combined output.
@@ -95,13 +120,18 @@ func startGateway(t *testing.T, configYAML string) *gateway {
 		t.Fatalf("start mcpgate: %v", err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	g := &gateway{URL: "http://" + addr + "/mcp", cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		g.exitErr = cmd.Wait()
+		close(g.done)
+		exited <- g.exitErr
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("mcpgate exited with %v", err)
+		case <-g.done:
+			if g.exitErr != nil && !g.signalled {
+				t.Errorf("mcpgate exited with %v", g.exitErr)
 			}
 		case <-time.After(20 * time.Second):
 			cmd.Process.Kill()
@@ -130,7 +160,7 @@ func startGateway(t *testing.T, configYAML string) *gateway {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &gateway{URL: "http://" + addr + "/mcp", cmd: cmd, logPath: logPath}
+	return g
 }
 
 func freeAddr(t *testing.T) string {

@@ -29,6 +29,8 @@ const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitInterrupted: a second signal cut the drain short.
+	exitInterrupted = 130
 )
 
 // defaultConfigFile is read by `serve` when no --config is given.
