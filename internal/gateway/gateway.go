@@ -60,6 +60,16 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What can fail on config content (secrets, the policy) is done before
+	// anything that holds resources (the audit log) is opened.
+	specs, err := upstream.SpecsFromConfig(cfg, BuiltinCommand, logger)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Compile(cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: telemetry.New(Version())}
 	if cfg.Listen.TLS != nil {
 		if g.tls, err = transport.NewServerTLS(*cfg.Listen.TLS, cfg.Listen.AllowedHosts, logger.With("component", "tls")); err != nil {
@@ -72,10 +82,6 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		}
 	}
 	sdkLogger := logger.With("component", "mcp-sdk")
-	specs, err := upstream.SpecsFromConfig(cfg, BuiltinCommand, logger)
-	if err != nil {
-		return nil, err
-	}
 	g.catalog = upstream.NewCatalog(specs, upstream.Options{
 		Version:   Version(),
 		Owner:     requestOwner,
@@ -83,10 +89,6 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		SDKLogger: sdkLogger,
 		Metrics:   g.metrics,
 	})
-	pol, err := policy.Compile(cfg.Policy)
-	if err != nil {
-		return nil, fmt.Errorf("load policy: %w", err)
-	}
 	if len(cfg.Policy.Rules) == 0 {
 		logger.Warn("POLICY HAS NO RULES: every call is denied", "key", "policy.rules")
 	}

@@ -20,8 +20,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -156,18 +158,19 @@ func (u *Upstream) ensureStarted() *instance {
 
 // stop closes every instance and waits for the background work to end.
 func (u *Upstream) stop() {
+	// Instances are started (their stop set) under u.mu: read it there.
 	u.mu.Lock()
-	all := []*instance{u.catalogInstance()}
-	for _, in := range u.owned {
-		all = append(all, in)
+	var started []*instance
+	for _, in := range append([]*instance{u.catalogInstance()}, slices.Collect(maps.Values(u.owned))...) {
+		if in != nil && in.stop != nil {
+			started = append(started, in)
+		}
 	}
 	u.owned = nil
 	u.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, in := range all {
-		if in != nil && in.stop != nil {
-			wg.Go(in.close)
-		}
+	for _, in := range started {
+		wg.Go(in.close)
 	}
 	wg.Wait()
 	u.wg.Wait()
