@@ -85,16 +85,18 @@ build() {
 	fi
 }
 
-# start_bare NAME VAR: starts a bare server on a free port and stores its base
-# URL in VAR. (Not $(...): a subshell would lose the pid needed for cleanup.)
-start_bare() {
-	local name=$1 out="$tmp/$1.out"
-	"$tmp/bin/bare" -addr 127.0.0.1:0 >"$out" 2>"$tmp/$name.log" &
+# start_printing NAME VAR PREFIX CMD...: starts CMD in the background and
+# waits until it prints a line "PREFIX<address>" on stdout, which it stores
+# in VAR. (Not $(...): a subshell would lose the pid needed for cleanup.)
+start_printing() {
+	local name=$1 var=$2 prefix=$3 out="$tmp/$1.out"
+	shift 3
+	"$@" >"$out" 2>"$tmp/$name.log" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		local addr
-		addr=$(sed -n 's/^listening on //p' "$out")
-		[[ -n $addr ]] && { printf -v "$2" '%s' "$addr"; return; }
+		addr=$(sed -n "s|^$prefix||p" "$out")
+		[[ -n $addr ]] && { printf -v "$var" '%s' "$addr"; return; }
 		kill -0 "${pids[-1]}" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -102,21 +104,16 @@ start_bare() {
 	return 1
 }
 
+# start_bare NAME VAR: starts a bare server on a free port and stores its base
+# URL in VAR.
+start_bare() {
+	start_printing "$1" "$2" "listening on " "$tmp/bin/bare" -addr 127.0.0.1:0
+}
+
 # start_direct VAR: starts "mcpgate demo --listen" on a free port and stores
 # its endpoint URL (both eras on one path) in VAR.
 start_direct() {
-	local out="$tmp/direct.out"
-	"$tmp/bin/mcpgate" demo --listen 127.0.0.1:0 >"$out" 2>"$tmp/direct.log" &
-	pids+=($!)
-	for _ in $(seq 100); do
-		local url
-		url=$(sed -n 's/^demo MCP server on //p' "$out")
-		[[ -n $url ]] && { printf -v "$1" '%s' "$url"; return; }
-		kill -0 "${pids[-1]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "run.sh: mcpgate demo did not start" >&2
-	return 1
+	start_printing direct "$1" "demo MCP server on " "$tmp/bin/mcpgate" demo --listen 127.0.0.1:0
 }
 
 # free_port picks an unused loopback port; mcpgate takes its address from the

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,9 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -44,30 +41,10 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	d := demo.New(logger)
-	srv := &http.Server{Handler: newMux(d.Server()), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("listening on http://%s\n", ln.Addr())
-
 	// The demo's background work runs as it does inside mcpgate, so both
 	// sides of the comparison carry it.
-	demoCtx, stopDemo := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { d.Run(demoCtx) })
-	defer wg.Wait()
-	defer stopDemo()
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	return nil
+	return d.ServeListener(ctx, ln, newMux(d.Server()))
 }
 
 // newMux mounts one handler per era on the same server instance, as the SDK

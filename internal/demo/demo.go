@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -164,17 +165,48 @@ func (h *minLevelHandler) WithGroup(name string) slog.Handler {
 // r ends or ctx is done, with the watched-resource updates running beside it.
 // It is what `mcpgate demo` (the built-in upstream) runs.
 func (d *Demo) ServeStdio(ctx context.Context, r io.Reader, w io.Writer) error {
+	return d.withUpdates(ctx, func(ctx context.Context) error {
+		err := d.server.Run(ctx, &mcp.IOTransport{Reader: io.NopCloser(r), Writer: nopCloser{w}})
+		if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("serve demo over stdio: %w", err)
+		}
+		return nil
+	})
+}
+
+// withUpdates runs serve with Run beside it, and stops Run when serve returns.
+func (d *Demo) withUpdates(ctx context.Context, serve func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { d.Run(ctx) })
 	defer wg.Wait()
 	defer cancel()
-	err := d.server.Run(ctx, &mcp.IOTransport{Reader: io.NopCloser(r), Writer: nopCloser{w}})
-	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("serve demo over stdio: %w", err)
-	}
-	return nil
+	return serve(ctx)
+}
+
+// ServeListener serves h (the demo's handler, or another mount of its
+// server) on ln until ctx is done, with the watched-resource updates running
+// beside it as they do in the stdio child, then shuts the server down.
+func (d *Demo) ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
+	return d.withUpdates(ctx, func(ctx context.Context) error {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+		}
+		shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		if err := srv.Shutdown(shutdown); err != nil {
+			srv.Close()
+		}
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
 }
 
 // Handler serves the demo over Streamable HTTP, both eras on one endpoint.

@@ -31,7 +31,7 @@ import (
 type authorizer struct {
 	policy       atomic.Pointer[policy.Policy]
 	exists       func(kind, name string) bool // the catalog serves it
-	validate     func(tool string, args json.RawMessage) error
+	validate     func(tool string, arguments any) error
 	authDisabled bool
 	audit        Auditor // nil: auditing off
 	logger       *slog.Logger
@@ -39,7 +39,7 @@ type authorizer struct {
 }
 
 func newAuthorizer(p *policy.Policy, c *upstream.Catalog, authDisabled bool, logger *slog.Logger, metrics *telemetry.Metrics) *authorizer {
-	a := &authorizer{exists: c.Has, validate: c.ValidateArguments, authDisabled: authDisabled, logger: logger, metrics: metrics}
+	a := &authorizer{exists: c.Has, validate: c.ValidateInstance, authDisabled: authDisabled, logger: logger, metrics: metrics}
 	a.policy.Store(p)
 	return a
 }
@@ -72,7 +72,7 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			}
 			return filterList(res, func(kind policy.Kind, name string) bool { return pol.Visible(subject, kind, name) }), nil
 		}
-		target, unknown := requestTarget(method, req)
+		target, arguments, unknown := requestTarget(req)
 		if target == nil {
 			return next(ctx, method, req) // names nothing the policy governs
 		}
@@ -90,7 +90,7 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			return nil, unknown
 		}
 		if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok {
-			if err := a.validate(p.Name, p.Arguments); err != nil {
+			if err := a.validate(p.Name, arguments); err != nil {
 				// Refused before the upstream sees it; the client learns
 				// which path and keyword failed (its own input).
 				a.deny(ctx, req, method, subject, *target, policy.Decision{Rule: d.Rule, Reason: err.Error()}, telemetry.RefusedSchema)
@@ -129,40 +129,45 @@ func (a *authorizer) deny(ctx context.Context, req mcp.Request, method string, s
 
 // requestTarget names what a request asks for, and the error a client gets
 // when that does not exist (which is also what a denied client gets). nil
-// means the request names nothing the policy governs.
-func requestTarget(method string, req mcp.Request) (*policy.Request, error) {
+// means the request names nothing the policy governs. For tools/call it also
+// returns the arguments, decoded once for both the policy and the schema
+// ({} when missing).
+func requestTarget(req mcp.Request) (target *policy.Request, arguments any, unknown error) {
 	switch p := req.GetParams().(type) {
 	case *mcp.CallToolParamsRaw:
+		arguments = map[string]any{}
 		var args map[string]any
 		if len(p.Arguments) > 0 {
-			// Arguments that are not a JSON object leave args nil; a
-			// condition on them then fails, and fails closed.
-			_ = json.Unmarshal(p.Arguments, &args)
+			// The strict gate has checked the body; arguments that are not
+			// a JSON object leave args nil, and a condition on them fails
+			// (closed), as does the schema.
+			_ = json.Unmarshal(p.Arguments, &arguments)
+			args, _ = arguments.(map[string]any)
 		}
-		return &policy.Request{Kind: policy.Tool, Name: p.Name, Args: args},
+		return &policy.Request{Kind: policy.Tool, Name: p.Name, Args: args}, arguments,
 			&jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown tool %q", p.Name)}
 	case *mcp.GetPromptParams:
 		args := make(map[string]any, len(p.Arguments))
 		for k, v := range p.Arguments {
 			args[k] = v
 		}
-		return &policy.Request{Kind: policy.Prompt, Name: p.Name, Args: args},
+		return &policy.Request{Kind: policy.Prompt, Name: p.Name, Args: args}, nil,
 			&jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown prompt %q", p.Name)}
 	case *mcp.ReadResourceParams:
-		return &policy.Request{Kind: policy.Resource, Name: p.URI}, mcp.ResourceNotFoundError(p.URI)
+		return &policy.Request{Kind: policy.Resource, Name: p.URI}, nil, mcp.ResourceNotFoundError(p.URI)
 	case *mcp.SubscribeParams:
-		return &policy.Request{Kind: policy.Resource, Name: p.URI}, mcp.ResourceNotFoundError(p.URI)
+		return &policy.Request{Kind: policy.Resource, Name: p.URI}, nil, mcp.ResourceNotFoundError(p.URI)
 	case *mcp.CompleteParams:
 		if p.Ref == nil {
-			return nil, nil
+			return nil, nil, nil
 		}
-		unknown := upstream.UnknownCompletionRef(p.Ref)
+		unknown = upstream.UnknownCompletionRef(p.Ref)
 		if p.Ref.Type == "ref/prompt" {
-			return &policy.Request{Kind: policy.Prompt, Name: p.Ref.Name}, unknown
+			return &policy.Request{Kind: policy.Prompt, Name: p.Ref.Name}, nil, unknown
 		}
-		return &policy.Request{Kind: policy.Resource, Name: p.Ref.URI}, unknown
+		return &policy.Request{Kind: policy.Resource, Name: p.Ref.URI}, nil, unknown
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // filterList keeps the list items visible says the principal may use. The

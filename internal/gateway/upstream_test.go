@@ -90,6 +90,15 @@ func withTestServer(t testing.TB, c *config.Config) (markers string) {
 	return markers
 }
 
+// withTestServerSettings is a newTestGateway edit that changes upstream "t".
+func withTestServerSettings(edit func(*config.Upstream)) func(*config.Config) {
+	return func(c *config.Config) {
+		u := c.Upstreams["t"]
+		edit(&u)
+		c.Upstreams["t"] = u
+	}
+}
+
 // awaitMarker closes the returned channel when the test server writes the
 // marker file name; the poll gives up when ctx ends.
 func awaitMarker(ctx context.Context, markers, name string) chan struct{} {
@@ -210,11 +219,9 @@ func TestUpstreamCrashMidCall(t *testing.T) {
 // TestUpstreamCallTimeout: past call_timeout the caller gets the timeout
 // error and the call is cancelled in the child.
 func TestUpstreamCallTimeout(t *testing.T) {
-	tg := newTestGateway(t, func(c *config.Config) {
-		u := c.Upstreams["t"]
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
 		u.CallTimeout = 300 * time.Millisecond
-		c.Upstreams["t"] = u
-	})
+	}))
 	_, cancelled := addBlockingTool(t, tg)
 	r := callTool(t, tg, tg.keyA, "block")
 	if r.Error == nil || r.Error.Code != upstream.CodeTimeout {
@@ -230,11 +237,9 @@ func TestUpstreamCallTimeout(t *testing.T) {
 // TestPerPrincipalInstances: with instances: per-principal, alice and bob
 // are served by different child processes, each principal always by its own.
 func TestPerPrincipalInstances(t *testing.T) {
-	tg := newTestGateway(t, func(c *config.Config) {
-		u := c.Upstreams["t"]
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
 		u.Instances = config.InstancesPerPrincipal
-		c.Upstreams["t"] = u
-	})
+	}))
 	alice, bob := childPID(t, tg, tg.keyA), childPID(t, tg, tg.keyB)
 	if alice == bob {
 		t.Fatalf("alice and bob were both served by pid %d", alice)
@@ -247,12 +252,10 @@ func TestPerPrincipalInstances(t *testing.T) {
 // TestPerPrincipalCap: past max_instances a new principal is refused with
 // the gateway's "unavailable" error; existing instances keep serving.
 func TestPerPrincipalCap(t *testing.T) {
-	tg := newTestGateway(t, func(c *config.Config) {
-		u := c.Upstreams["t"]
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
 		u.Instances = config.InstancesPerPrincipal
 		u.MaxInstances = 1
-		c.Upstreams["t"] = u
-	})
+	}))
 	childPID(t, tg, tg.keyA)
 	r := callTool(t, tg, tg.keyB, "pid")
 	if r.Error == nil || r.Error.Code != upstream.CodeUnavailable || !strings.Contains(r.Error.Message, "maximum of 1") {
@@ -282,11 +285,9 @@ func TestNameCollisionIsALoadError(t *testing.T) {
 // TestNamespacedUpstreams: with the default namespace, names are prefixed
 // with the upstream's config name and calls are routed by it.
 func TestNamespacedUpstreams(t *testing.T) {
-	tg := newTestGateway(t, func(c *config.Config) {
-		u := c.Upstreams["t"]
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
 		u.Namespace = nil
-		c.Upstreams["t"] = u
-	})
+	}))
 	resp, b := tg.post(t, tg.keyA, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"t.pid"`) || !strings.Contains(string(b), `"echo"`) {
 		t.Fatalf("tools/list: %d %s", resp.StatusCode, b)
@@ -350,11 +351,9 @@ func TestRemoteUpstreamGetsOnlyItsOwnCredentials(t *testing.T) {
 // TestOnDemandStart: an upstream with start: on_demand has no child until
 // it is first used; a tools/list starts it and lists its tools.
 func TestOnDemandStart(t *testing.T) {
-	tg := newTestGateway(t, func(c *config.Config) {
-		u := c.Upstreams["t"]
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
 		u.Start = config.StartOnDemand
-		c.Upstreams["t"] = u
-	})
+	}))
 	if _, err := os.Stat(filepath.Join(tg.markers, "started")); err == nil {
 		t.Fatal("marker present before any call")
 	}
@@ -373,12 +372,10 @@ func TestOnDemandStart(t *testing.T) {
 // TestIdlePerPrincipalInstanceIsReaped: a per-principal instance unused
 // for idle_timeout is stopped; the principal's next call starts a new one.
 func TestIdlePerPrincipalInstanceIsReaped(t *testing.T) {
-	tg := newTestGateway(t, func(c *config.Config) {
-		u := c.Upstreams["t"]
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
 		u.Instances = config.InstancesPerPrincipal
 		u.IdleTimeout = 200 * time.Millisecond
-		c.Upstreams["t"] = u
-	})
+	}))
 	first := childPID(t, tg, tg.keyA)
 	deadline := time.Now().Add(10 * time.Second)
 	for syscall.Kill(first, 0) == nil {

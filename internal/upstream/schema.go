@@ -46,22 +46,28 @@ func compileSchema(raw any) (*jsonschema.Resolved, error) {
 var ErrArguments = errors.New("arguments do not match the tool's input schema")
 
 // ValidateArguments checks a tools/call's raw arguments against the input
-// schema of the tool the client calls name. Missing arguments are validated
-// as {}. It returns nil for a name the catalog does not serve (the SDK
-// answers that), and an error wrapping ErrArguments, naming the failing
-// path and keyword, for arguments the upstream must not see.
+// schema of the tool the client calls name; missing arguments are validated
+// as {}. See ValidateInstance.
 func (c *Catalog) ValidateArguments(name string, args json.RawMessage) error {
-	c.mu.Lock()
-	e, ok := c.tools[name]
-	c.mu.Unlock()
-	if !ok {
-		return nil
-	}
 	var instance any = map[string]any{}
 	if len(args) > 0 {
 		if err := json.Unmarshal(args, &instance); err != nil {
 			return fmt.Errorf("%w: not JSON", ErrArguments)
 		}
+	}
+	return c.ValidateInstance(name, instance)
+}
+
+// ValidateInstance checks decoded arguments against the input schema of the
+// tool the client calls name. It returns nil for a name the catalog does not
+// serve (the SDK answers that), and an error wrapping ErrArguments, naming
+// the failing path and keyword, for arguments the upstream must not see.
+func (c *Catalog) ValidateInstance(name string, instance any) error {
+	c.mu.Lock()
+	e, ok := c.tools[name]
+	c.mu.Unlock()
+	if !ok {
+		return nil
 	}
 	if err := e.schema.Validate(instance); err != nil {
 		return fmt.Errorf("%w: %v", ErrArguments, err)
