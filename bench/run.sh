@@ -140,7 +140,7 @@ new_key() {
 # stores its endpoint URL in VAR. Its one upstream is the demo: a stdio child
 # (builtin: demo), or the server at UPSTREAM_URL if given.
 start_gateway() {
-	local key=$1 port digest up='{builtin: demo, namespace: "", insecure_no_sandbox: true}'
+	local key=$1 port digest up='{builtin: demo, namespace: ""}'
 	[[ -n ${3:-} ]] && up="{url: \"$3\", namespace: \"\"}"
 	port=$(free_port)
 	digest=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)

@@ -41,10 +41,10 @@ upstreams:
   everything:
     command: [%q, %q, stdio]
     env: {MCPGATE_TEST_RUN: %q}
-    insecure_no_sandbox: true
+    sandbox: {read: [%q]}
 policy:
   rules: [{name: all, roles: [user], allow: {tools: ["*"]}}]
-`, digest, nodeAbs, entry, marker))
+`, digest, nodeAbs, entry, marker, nodeModules(t)))
 	return g, key, marker
 }
 
@@ -85,8 +85,13 @@ func leftovers(marker string) []string {
 // are within the grace period), mcpgate exits 0, and no child is left.
 func TestDrainOnSIGTERM(t *testing.T) {
 	g, key, marker := drainGateway(t)
-	if len(leftovers(marker)) == 0 {
-		t.Fatal("the upstream child is not running: the leftover check would prove nothing")
+	// The listener accepts before the upstreams have booted: wait for the
+	// child, or the leftover check below would prove nothing.
+	for deadline := time.Now().Add(15 * time.Second); len(leftovers(marker)) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream child is not running: the leftover check would prove nothing")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	type answer struct {
 		status int

@@ -208,7 +208,7 @@ func TestConformance(t *testing.T) {
 	// The same fixture as a remote Streamable HTTP upstream: `mcpgate demo
 	// --listen` in its own process, mounted by url.
 	demoURL := startDemoHTTP(t)
-	remote := strings.Replace(string(stdio), "    builtin: demo\n    insecure_no_sandbox: true   # no sandbox yet; the demo is mcpgate's own code (warned at start)\n",
+	remote := strings.Replace(string(stdio), "    builtin: demo\n",
 		"    url: "+demoURL+"\n", 1)
 	if remote == string(stdio) {
 		t.Fatal("examples/conformance.yaml changed: the remote variant could not be derived from it")
@@ -302,7 +302,7 @@ auth:
   api_keys:
     - {id: interop, sha256: %q, roles: [user]}
 upstreams:
-  demo: {builtin: demo, namespace: "", insecure_no_sandbox: true}
+  demo: {builtin: demo, namespace: ""}
 policy:
   rules:
     - {name: users-all, roles: [user], allow: {tools: ["*"], prompts: ["*"], resources: ["**"]}}

@@ -53,12 +53,7 @@ func startUpstreamGateway(t *testing.T) *upstreamEnv {
 		}
 		entry[name] = abs
 	}
-	env := &upstreamEnv{keys: map[string]string{}, fsDir: t.TempDir()}
-	// server-filesystem resolves symlinks in its allowed directories; use the
-	// real path so that the paths the client sends match.
-	if env.fsDir, err = filepath.EvalSymlinks(env.fsDir); err != nil {
-		t.Fatal(err)
-	}
+	env := &upstreamEnv{keys: map[string]string{}, fsDir: sandboxWritableDir(t)}
 	digests := map[string]string{}
 	for _, id := range []string{"alice", "bob"} {
 		env.keys[id], digests[id] = authn.NewKey()
@@ -66,30 +61,60 @@ func startUpstreamGateway(t *testing.T) *upstreamEnv {
 	env.g = startGateway(t, fmt.Sprintf(`
 auth:
   api_keys:
-    - {id: alice, sha256: %q, roles: [user]}
-    - {id: bob, sha256: %q, roles: [user]}
+    - {id: alice, sha256: %[1]q, roles: [user]}
+    - {id: bob, sha256: %[2]q, roles: [user]}
 upstreams:
   everything:
-    command: [%q, %q, "stdio"]
-    insecure_no_sandbox: true
+    command: [%[3]q, %[4]q, "stdio"]
+    sandbox: {read: [%[7]q]}
   fs:
-    command: [%q, %q, %q]
-    insecure_no_sandbox: true
+    command: [%[3]q, %[5]q, %[8]q]
+    sandbox: {read: [%[7]q], write: [%[8]q]}
   memory:
-    command: [%q, %q]
+    command: [%[3]q, %[6]q]
     env: {MEMORY_FILE_PATH: "${MCPGATE_INSTANCE_DIR}/memory.jsonl"}
     instances: per-principal
-    insecure_no_sandbox: true
+    sandbox: {read: [%[7]q]}
 policy:
   rules:
     - {name: users-all, roles: [user], allow: {tools: ["*"], prompts: ["*"], resources: ["**"]}}
 limits:
   per_principal: {rate: 1000, burst: 1000, concurrent: 64}
-`, digests["alice"], digests["bob"],
-		nodeAbs, entry["everything"],
-		nodeAbs, entry["fs"], env.fsDir,
-		nodeAbs, entry["memory"]))
+`, digests["alice"], digests["bob"], nodeAbs,
+		entry["everything"], entry["fs"], entry["memory"],
+		nodeModules(t), env.fsDir))
 	return env
+}
+
+// nodeModules is the absolute interop/node_modules: the reference servers'
+// code, which their sandboxes get read-only.
+func nodeModules(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// sandboxWritableDir makes a directory a sandboxed server may write: its
+// parents traversable by the sandbox's uid (t.TempDir's are not), itself
+// writable by it. server-filesystem resolves symlinks in its allowed
+// directories, so the path is the real one.
+func sandboxWritableDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mcpgate-interop-fs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // upstreamResult is what clients/upstream.mjs prints (the fields the tests

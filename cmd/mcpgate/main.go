@@ -8,9 +8,20 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 func main() {
+	// A sandbox's init is mcpgate re-executed; it must run before anything
+	// else (no signal handling, no flags: it never returns).
+	if sandbox.IsInit() {
+		sandbox.RunInit()
+	}
+	if err := sandbox.KeepDescriptorsPrivate(); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpgate:", err)
+		os.Exit(exitError)
+	}
 	ctx, stop := drainOnSignal()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

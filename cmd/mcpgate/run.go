@@ -22,6 +22,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
 // Exit codes.
@@ -339,10 +340,20 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if cfg.Audit.Path == "" {
 		fmt.Fprintf(stdout, "warning: %s: audit.path: the audit log is off; calls are not recorded\n", *configPath)
 	}
+	sandboxErrors := 0
 	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
 		u := cfg.Upstreams[name]
-		if u.InsecureNoSandbox {
+		switch {
+		case u.InsecureNoSandbox:
 			fmt.Fprintf(stdout, "warning: %s: upstreams.%s.insecure_no_sandbox: this upstream runs unsandboxed, with the gateway's user, files and network\n", *configPath, name)
+		case u.IsStdio():
+			line, err := upstream.SandboxSummary(name, u, gateway.BuiltinCommand)
+			if err != nil {
+				fmt.Fprintf(stdout, "error: %s: %v\n", *configPath, err)
+				sandboxErrors++
+				continue
+			}
+			fmt.Fprintf(stdout, "sandbox: %s: upstreams.%s: %s\n", *configPath, name, line)
 		}
 		if u.InsecurePlaintext {
 			fmt.Fprintf(stdout, "warning: %s: upstreams.%s.insecure_plaintext: calls and the upstream's credentials cross the network unencrypted\n", *configPath, name)
@@ -350,6 +361,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, f := range findings {
 		fmt.Fprintf(stdout, "warning: %s: %s\n", *configPath, f)
+	}
+	if sandboxErrors > 0 {
+		return fmt.Errorf("check %s: %d upstream(s) cannot be sandboxed on this host", *configPath, sandboxErrors)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"io"
 	"net/http"
 	"os"
@@ -27,12 +28,12 @@ func TestCheck(t *testing.T) {
 	}
 	code, out, _ = runCLI(t, "check", "--config", "../../examples/conformance.yaml")
 	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "auth.insecure_disable_auth") ||
-		!strings.Contains(out, "upstreams.demo.insecure_no_sandbox: this upstream runs unsandboxed") {
+		!strings.Contains(out, "upstreams.demo: full isolation (") {
 		t.Fatalf("check conformance.yaml: code %d, out %q; want ok with a warning", code, out)
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("listen:\n  adress: 1.2.3.4:1\nauth: {}\nupstreams:\n  demo: {builtin: demo, insecure_no_sandbox: true}\n"), 0o600)
+	os.WriteFile(bad, []byte("listen:\n  adress: 1.2.3.4:1\nauth: {}\nupstreams:\n  demo: {builtin: demo}\n"), 0o600)
 	code, out, errOut := runCLI(t, "check", "--config", bad)
 	if code != exitError {
 		t.Fatalf("check bad.yaml: code %d, want %d", code, exitError)
@@ -226,5 +227,33 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	}
 	if strings.Contains(string(b), key) {
 		t.Fatal("the API key appeared in the audit log")
+	}
+}
+
+// TestCheckSandbox: check reports how each stdio upstream is isolated, and
+// fails on a write grant the sandbox's uid could not write.
+func TestCheckSandbox(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only a root gateway maps sandboxes to their own uid, whose grants check verifies")
+	}
+	if err := sandbox.Probe().FullIsolation(); err != nil {
+		t.Skipf("this host cannot sandbox: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "mcpgate-check-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("auth: {api_keys: [{id: a, sha256: \""+strings.Repeat("ab", 32)+"\"}]}\npolicy: {rules: []}\nupstreams:\n  files: {command: [/bin/cat], sandbox: {write: ["+dir+"], memory: 256MiB}}\n"), 0o600)
+	code, out, _ := runCLI(t, "check", "--config", cfg)
+	if code != exitError || !strings.Contains(out, "error: "+cfg+": upstreams.files.sandbox: build command: write "+dir+": owned by uid 0, but the sandbox writes as uid") {
+		t.Fatalf("check with a root-owned write grant: code %d, out %q", code, out)
+	}
+	os.Chmod(dir, 0o777)
+	code, out, _ = runCLI(t, "check", "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "upstreams.files: full isolation (") || !strings.Contains(out, "memory 256MiB, pids 256; network none") {
+		t.Fatalf("check with a writable grant: code %d, out %q", code, out)
 	}
 }

@@ -48,9 +48,9 @@ func TestCheckWarnsAboutPlaintext(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "listen.insecure_plaintext") {
 		t.Fatalf("check public.yaml: code %d, out %q; want ok with a warning", code, out)
 	}
-	// Its only warning is the unsandboxed demo (until the sandbox lands).
+	// No warning: TLS, auth, audit, and the demo sandboxed.
 	code, out, _ = runCLI(t, "check", "--config", "../../examples/tls.yaml")
-	if code != exitOK || strings.Contains(out, "insecure_plaintext") || strings.Count(out, "warning:") != 1 {
-		t.Fatalf("check tls.yaml: code %d, out %q; want ok with only the sandbox warning", code, out)
+	if code != exitOK || strings.Contains(out, "warning:") || !strings.Contains(out, "upstreams.demo: full isolation (") {
+		t.Fatalf("check tls.yaml: code %d, out %q; want ok without a warning", code, out)
 	}
 }

@@ -138,8 +138,12 @@ type Upstream struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// CallTimeout bounds every call to this upstream.
 	CallTimeout time.Duration `yaml:"call_timeout"`
-	// InsecureNoSandbox is required for stdio upstreams until the sandbox
-	// lands; they then run unsandboxed, warned about at every start.
+	// Sandbox configures the isolation of a stdio upstream: what it may
+	// read and write, its network egress and its resource limits.
+	Sandbox *Sandbox `yaml:"sandbox"`
+	// InsecureNoSandbox runs a stdio upstream without isolation, as
+	// mcpgate's own user: for hosts without the kernel features (the
+	// gateway then refuses to start it otherwise). Warned at every start.
 	InsecureNoSandbox bool `yaml:"insecure_no_sandbox"`
 	// InsecurePlaintext allows an http:// url to a non-loopback host.
 	InsecurePlaintext bool `yaml:"insecure_plaintext"`

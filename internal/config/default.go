@@ -9,9 +9,8 @@ func Default() *Config {
 	c := &Config{
 		Source: "embedded default",
 		Upstreams: map[string]Upstream{
-			// No sandbox exists yet; the demo is mcpgate's own code, so it
-			// runs unsandboxed by default (warned at every start).
-			BuiltinDemo: {Builtin: BuiltinDemo, Namespace: &none, InsecureNoSandbox: true},
+			// Sandboxed like any stdio upstream: nothing granted, no network.
+			BuiltinDemo: {Builtin: BuiltinDemo, Namespace: &none},
 		},
 		Policy: Policy{Rules: []PolicyRule{{
 			Name:       "embedded-default",

@@ -143,6 +143,9 @@ func (u *Upstream) resolvePaths(dir string) {
 	if u.Auth != nil && u.Auth.Bearer != nil {
 		absRef(u.Auth.Bearer)
 	}
+	if u.Sandbox != nil {
+		u.Sandbox.resolvePaths(dir)
+	}
 	for name, v := range u.Env {
 		absRef(&v)
 		u.Env[name] = v
@@ -274,11 +277,18 @@ func (u Upstream) validate(name, key string, add addFunc) {
 	if u.CallTimeout <= 0 {
 		add(key+".call_timeout", "must be positive")
 	}
-	if stdio && !u.InsecureNoSandbox {
-		add(key+".insecure_no_sandbox", "stdio upstreams must run in a sandbox, which this build of mcpgate does not provide yet; "+
-			"set insecure_no_sandbox: true to run this one unsandboxed (warned at every start)")
-	} else if !stdio && u.InsecureNoSandbox {
+	if !stdio && u.InsecureNoSandbox {
 		add(key+".insecure_no_sandbox", "applies to stdio upstreams (builtin or command) only")
+	}
+	if u.Sandbox != nil {
+		switch {
+		case !stdio:
+			add(key+".sandbox", "applies to stdio upstreams (builtin or command) only")
+		case u.InsecureNoSandbox:
+			add(key+".sandbox", "has no effect with insecure_no_sandbox: true; remove one")
+		default:
+			u.Sandbox.validate(key+".sandbox", add)
+		}
 	}
 }
 

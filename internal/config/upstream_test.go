@@ -105,11 +105,32 @@ func TestUpstreamProblems(t *testing.T) {
 			"upstreams.x.idle_timeout", "must be positive"},
 		{"call_timeout", "  x: {url: \"https://h/mcp\", call_timeout: -1s}\n",
 			"upstreams.x.call_timeout", "must be positive"},
-		{"stdio without insecure_no_sandbox", "  x: {command: [a]}\n",
-			"upstreams.x.insecure_no_sandbox", "stdio upstreams must run in a sandbox, which this build of mcpgate does not provide yet; " +
-				"set insecure_no_sandbox: true to run this one unsandboxed (warned at every start)"},
-		{"builtin without insecure_no_sandbox", "  x: {builtin: demo}\n",
-			"upstreams.x.insecure_no_sandbox", "stdio upstreams must run in a sandbox"},
+		{"sandbox with insecure_no_sandbox", "  x: {command: [a], insecure_no_sandbox: true, sandbox: {pids: 64}}\n",
+			"upstreams.x.sandbox", "has no effect with insecure_no_sandbox: true"},
+		{"sandbox on a url upstream", "  x: {url: \"https://h/mcp\", sandbox: {pids: 64}}\n",
+			"upstreams.x.sandbox", "applies to stdio upstreams"},
+		{"sandbox memory unit", "  x: {command: [a], sandbox: {memory: 512MB}}\n",
+			"upstreams.x.sandbox.memory", `"512MB" must be a size like 512MiB or 2GiB, or unlimited`},
+		{"sandbox memory too small", "  x: {command: [a], sandbox: {memory: 1MiB}}\n",
+			"upstreams.x.sandbox.memory", "below 16MiB"},
+		{"sandbox pids", "  x: {command: [a], sandbox: {pids: lots}}\n",
+			"upstreams.x.sandbox.pids", `"lots" must be a positive number or unlimited`},
+		{"sandbox pids too few", "  x: {command: [a], sandbox: {pids: 2}}\n",
+			"upstreams.x.sandbox.pids", "below 8"},
+		{"sandbox cpu", "  x: {command: [a], sandbox: {cpu: -1}}\n",
+			"upstreams.x.sandbox.cpu", "number of cores"},
+		{"sandbox nofile", "  x: {command: [a], sandbox: {nofile: 3}}\n",
+			"upstreams.x.sandbox.nofile", "from 16"},
+		{"sandbox missing read path", "  x: {command: [a], sandbox: {read: [/nonexistent/r]}}\n",
+			"upstreams.x.sandbox.read[0]", "cannot use"},
+		{"sandbox grant inside a write grant", "  x: {command: [a], sandbox: {write: [/tmp], read: [/tmp]}}\n",
+			"upstreams.x.sandbox.read[0]", "inside the write grant /tmp"},
+		{"sandbox network key", "  x: {command: [a], sandbox: {network: {allw: [a:1]}}}\n",
+			"upstreams.x.sandbox.network.allw", "unknown key"},
+		{"sandbox network entry", "  x: {command: [a], sandbox: {network: {allow: [\"*.example.com:443\"]}}}\n",
+			"upstreams.x.sandbox.network.allow[0]", "no wildcards"},
+		{"sandbox network port", "  x: {command: [a], sandbox: {network: {allow: [\"example.com\"]}}}\n",
+			"upstreams.x.sandbox.network.allow[0]", "must be host:port"},
 		{"insecure_no_sandbox on a url upstream", "  x: {url: \"https://h/mcp\", insecure_no_sandbox: true}\n",
 			"upstreams.x.insecure_no_sandbox", "applies to stdio upstreams"},
 	}
@@ -299,7 +320,7 @@ func TestValueResolve(t *testing.T) {
 
 func TestDefaultUpstream(t *testing.T) {
 	u, ok := Default().Upstreams["demo"]
-	if !ok || u.Builtin != BuiltinDemo || u.Namespace == nil || *u.Namespace != "" || !u.InsecureNoSandbox {
+	if !ok || u.Builtin != BuiltinDemo || u.Namespace == nil || *u.Namespace != "" || u.InsecureNoSandbox {
 		t.Fatalf("default upstream = %+v", u)
 	}
 	if u.Start != DefaultStart || u.CallTimeout != DefaultCallTimeout {
@@ -315,5 +336,40 @@ func TestIsLoopbackHost(t *testing.T) {
 		if got := IsLoopbackHost(host); got != want {
 			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+func TestSandboxConfig(t *testing.T) {
+	dir, err := os.MkdirTemp("", "mcpgate-config-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := "  x:\n    command: [a]\n    sandbox:\n      read: [/usr/share]\n      write: [" + dir + "/data]\n" +
+		"      network: {allow: [\"api.example.com:443\", \"[::1]:8080\"]}\n      memory: 512MiB\n      pids: 64\n      cpu: 1.5\n      nofile: 256\n" +
+		"  y:\n    command: [a]\n    sandbox: {network: none, memory: unlimited, pids: unlimited}\n  z: {command: [a]}\n"
+	cfg, err := parseUpstreams(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := cfg.Upstreams["x"].Sandbox
+	if x.MemoryBytes() != 512<<20 || x.PidsLimit() != 64 || x.CPU != 1.5 || x.NoFile != 256 ||
+		len(x.Network.Allow) != 2 || x.Write[0] != dir+"/data" {
+		t.Errorf("sandbox x = %+v", x)
+	}
+	y := cfg.Upstreams["y"].Sandbox
+	if y.MemoryBytes() != -1 || y.PidsLimit() != -1 || len(y.Network.Allow) != 0 {
+		t.Errorf("sandbox y = %+v", y)
+	}
+	if _, err := parseUpstreams("  x: {command: [a], sandbox: {network: all}}\n"); err == nil ||
+		!strings.Contains(err.Error(), "line 3: network must be none or {allow: [host:port, ...]}") {
+		t.Errorf("network: all = %v", err)
+	}
+	z := cfg.Upstreams["z"].Sandbox // nil: the defaults
+	if z.MemoryBytes() != 1<<30 || z.PidsLimit() != 256 {
+		t.Errorf("default limits = %d bytes, %d pids", z.MemoryBytes(), z.PidsLimit())
 	}
 }

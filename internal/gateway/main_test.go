@@ -8,9 +8,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mcpgate/mcpgate/internal/demo"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
-// TestMain doubles as the upstream children the tests' gateways start: the
+// TestMain doubles as the sandboxes' init (see sandbox.IsInit) and as the
+// upstream children the tests' gateways start: the
 // built-in demo (BuiltinCommand re-executes this test binary as
 // "<binary> demo") and the test server ("<binary> testserver", see
 // upstream_test.go). Otherwise it runs the tests and fails the package if
@@ -26,6 +28,9 @@ import (
 // unexported), so the sessions the legacy tests open are still idle when the
 // package ends. Nothing else is ignored.
 func TestMain(m *testing.M) {
+	if sandbox.IsInit() {
+		sandbox.RunInit()
+	}
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "demo":

@@ -111,6 +111,7 @@ type Metrics struct {
 	auditFailures prometheus.Counter
 	auditLatency  prometheus.Histogram
 	restarts      *prometheus.CounterVec
+	limitKills    *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 }
 
@@ -150,6 +151,10 @@ func New(version string) *Metrics {
 			Help:    "Time to write one audit record to stable storage (the audit lag every request waits for).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
+		limitKills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_sandbox_limit_kills_total",
+			Help: "Sandboxed upstream servers killed by a resource limit, by upstream and limit (memory, pids).",
+		}, []string{"upstream", "limit"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpgate_upstream_restarts_total",
 			Help: "Times an upstream connection failed or ended and was restarted, by upstream (its config name).",
@@ -169,7 +174,7 @@ func New(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo, m.requests, m.duration, m.authFailures, m.refusals,
-		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.reloads,
+		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.limitKills, m.reloads,
 	)
 	// Known reasons start at zero so that rate() sees their first increase.
 	m.reloads.WithLabelValues("ok")
@@ -238,6 +243,15 @@ func (m *Metrics) UpstreamRestart(upstream string) {
 		return
 	}
 	m.restarts.WithLabelValues(upstream).Inc()
+}
+
+// SandboxLimitKill counts a sandboxed upstream killed by a resource limit
+// ("memory", "pids"); both labels are bounded by the config and the code.
+func (m *Metrics) SandboxLimitKill(upstream, limit string) {
+	if m == nil {
+		return
+	}
+	m.limitKills.WithLabelValues(upstream, limit).Inc()
 }
 
 // PolicyReload counts one policy reload attempt.

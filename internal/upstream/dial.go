@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -32,6 +34,16 @@ const (
 	instanceDirRef = "${" + instanceDirVar + "}"
 )
 
+// sandboxUIDBase gives each stdio upstream its own range of 65536 host
+// uids, derived from its name so that it stays the same across restarts and
+// config edits (the files a server wrote stay its own). Ranges start at
+// sandbox.DefaultUIDBase and stay below 2^31.
+func sandboxUIDBase(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return sandbox.DefaultUIDBase + (h.Sum32()%16000)<<16
+}
+
 // SpecsFromConfig turns the config's upstreams into Specs, resolving every
 // secret reference now: a missing secret stops the start with an error that
 // names the key, never the value. builtin is the argv that runs a built-in
@@ -43,6 +55,7 @@ func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, er
 	}
 	sort.Strings(names)
 	var specs []Spec
+	uidOwners := map[uint32]string{}
 	for _, name := range names {
 		u := cfg.Upstreams[name]
 		spec := Spec{
@@ -59,7 +72,12 @@ func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, er
 			spec.Dial, err = remoteDialer(name, u)
 		} else {
 			spec.StateDirs = true
-			spec.Dial, err = stdioDialer(name, u, builtin, logger.With("upstream", name))
+			base := sandboxUIDBase(name)
+			if other, ok := uidOwners[base]; ok {
+				return nil, fmt.Errorf("upstreams.%s: its sandbox uid range is that of upstream %s; rename one", name, other)
+			}
+			uidOwners[base] = name
+			spec.Dial, err = stdioDialer(name, u, base, builtin, logger.With("upstream", name))
 		}
 		if err != nil {
 			return nil, err
@@ -69,13 +87,80 @@ func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, er
 	return specs, nil
 }
 
-func stdioDialer(name string, u config.Upstream, builtin func(string) ([]string, error), logger *slog.Logger) (func(context.Context, Instance) (mcp.Transport, error), error) {
+// sandboxSpec is the sandbox of stdio upstream name, without what differs
+// per instance (the environment, the state directory).
+func sandboxSpec(name string, u config.Upstream, uidBase uint32, builtin func(string) ([]string, error), logger *slog.Logger) (sandbox.Spec, error) {
 	argv := u.Command
 	if u.Builtin != "" {
 		var err error
 		if argv, err = builtin(u.Builtin); err != nil {
-			return nil, fmt.Errorf("upstreams.%s.builtin: %w", name, err)
+			return sandbox.Spec{}, fmt.Errorf("upstreams.%s.builtin: %w", name, err)
 		}
+	}
+	spec := sandbox.Spec{
+		Name:    name,
+		Argv:    argv,
+		Dir:     u.Dir,
+		UIDBase: uidBase,
+		Logger:  logger,
+		Limits: sandbox.Limits{
+			MemoryBytes: u.Sandbox.MemoryBytes(),
+			Pids:        u.Sandbox.PidsLimit(),
+		},
+	}
+	if u.InsecureNoSandbox {
+		spec.Isolation = sandbox.IsolationNone
+	}
+	if sb := u.Sandbox; sb != nil {
+		spec.Read, spec.Write, spec.Allow = sb.Read, sb.Write, sb.Network.Allow
+		spec.Limits.CPU, spec.Limits.NoFile = sb.CPU, sb.NoFile
+	}
+	if err := sandbox.Check(spec); err != nil {
+		if errors.Is(err, sandbox.ErrIsolationUnavailable) {
+			return sandbox.Spec{}, fmt.Errorf("upstreams.%s: %w; insecure_no_sandbox: true would run it unisolated (not recommended)", name, err)
+		}
+		return sandbox.Spec{}, fmt.Errorf("upstreams.%s.sandbox: %w", name, err)
+	}
+	return spec, nil
+}
+
+// SandboxSummary describes how stdio upstream name would be isolated on
+// this host, or why it could not start (for `mcpgate check`). builtin is as
+// for SpecsFromConfig.
+func SandboxSummary(name string, u config.Upstream, builtin func(string) ([]string, error)) (string, error) {
+	spec, err := sandboxSpec(name, u, sandboxUIDBase(name), builtin, nil)
+	if err != nil {
+		return "", err
+	}
+	if spec.Isolation == sandbox.IsolationNone {
+		return "not isolated (insecure_no_sandbox)", nil
+	}
+	caps := sandbox.Probe()
+	limit := func(n int64, unit string) string {
+		switch {
+		case n < 0:
+			return "unlimited"
+		case unit == "MiB":
+			return fmt.Sprintf("%dMiB", n>>20)
+		}
+		return fmt.Sprint(n)
+	}
+	who := "the gateway's own uid (unprivileged: no dedicated uid range)"
+	if caps.Root {
+		who = fmt.Sprintf("host uid %d (write grants must be writable by it)", spec.HostUID())
+	}
+	network := "none"
+	if len(spec.Allow) > 0 {
+		network = "through the egress proxy to " + strings.Join(spec.Allow, ", ")
+	}
+	return fmt.Sprintf("full isolation (namespaces, read-only root, Landlock ABI %d, seccomp, cgroups %s); runs as %s; memory %s, pids %s; network %s; read %v; write %v",
+		caps.Landlock, caps.Cgroups, who, limit(spec.Limits.MemoryBytes, "MiB"), limit(spec.Limits.Pids, ""), network, spec.Read, spec.Write), nil
+}
+
+func stdioDialer(name string, u config.Upstream, uidBase uint32, builtin func(string) ([]string, error), logger *slog.Logger) (func(context.Context, Instance) (mcp.Transport, error), error) {
+	base, err := sandboxSpec(name, u, uidBase, builtin, logger)
+	if err != nil {
+		return nil, err
 	}
 	type envVar struct {
 		name, value string
@@ -95,7 +180,8 @@ func stdioDialer(name string, u config.Upstream, builtin func(string) ([]string,
 		env = append(env, envVar{k, v.Reveal(), !u.Env[k].IsSecret()})
 	}
 	return func(_ context.Context, inst Instance) (mcp.Transport, error) {
-		spec := sandbox.Spec{Argv: argv, Dir: u.Dir}
+		spec := base
+		spec.State = inst.Dir
 		for _, v := range env {
 			value := v.value
 			if v.literal {
@@ -106,34 +192,43 @@ func stdioDialer(name string, u config.Upstream, builtin func(string) ([]string,
 		if inst.Dir != "" {
 			spec.Env = append(spec.Env, instanceDirVar+"="+inst.Dir)
 		}
-		cmd, err := sandbox.Command(spec)
+		child, err := sandbox.Command(spec)
 		if err != nil {
 			return nil, fmt.Errorf("start upstream %s: %w", name, err)
 		}
-		cmd.Stderr = &stderrLog{logger: logger}
+		child.Cmd.Stderr = &stderrLog{logger: logger}
 		return &childTransport{
-			CommandTransport: mcp.CommandTransport{Command: cmd, TerminateDuration: terminateAfter},
-			gate:             inst.gate,
+			CommandTransport: mcp.CommandTransport{Command: child.Cmd, TerminateDuration: terminateAfter},
+			child:            child,
+			inst:             inst,
 			logger:           logger,
 		}, nil
 	}, nil
 }
 
-// childTransport is the SDK's command transport plus two guarantees: the
-// child's process group is killed once the child has exited (no orphans),
-// and responses the gateway did not ask for are dropped and logged.
+// childTransport is the SDK's command transport plus the sandbox's start
+// and finish, and two guarantees: what is left of the child's process group
+// is killed once the child has exited (no orphans), and responses the
+// gateway did not ask for are dropped and logged.
 type childTransport struct {
 	mcp.CommandTransport
-	gate   *relayGate
+	child  *sandbox.Child
+	inst   Instance
 	logger *slog.Logger
 }
 
 func (t *childTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	conn, err := t.CommandTransport.Connect(ctx)
 	if err != nil {
+		t.child.Finish()
 		return nil, fmt.Errorf("start child: %w", err)
 	}
-	return &groupKiller{Connection: newIDGuard(conn, t.gate, t.logger), cmd: t.Command}, nil
+	closer := &childCloser{Connection: newIDGuard(conn, t.inst.gate, t.logger), child: t.child, limitKill: t.inst.limitKill}
+	if err := t.child.Started(ctx); err != nil {
+		closer.Close()
+		return nil, fmt.Errorf("start child: %w", err)
+	}
+	return closer, nil
 }
 
 // stderrLog logs a child's stderr line by line, each line capped.

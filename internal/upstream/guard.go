@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -75,15 +74,23 @@ func (g *idGuard) Read(ctx context.Context) (jsonrpc.Message, error) {
 	}
 }
 
-// groupKiller kills what is left of a child's process group once the
-// connection is closed (the SDK has by then waited for the child itself).
-type groupKiller struct {
+// childCloser finishes the child once the connection is closed (the SDK has
+// by then waited for the child itself): what is left of its process group
+// is killed, its sandbox released, and a resource limit that killed it
+// counted.
+type childCloser struct {
 	mcp.Connection
-	cmd *exec.Cmd
+	child     *sandbox.Child
+	limitKill func(limit string)
+	once      sync.Once
 }
 
-func (k *groupKiller) Close() error {
+func (k *childCloser) Close() error {
 	err := k.Connection.Close()
-	sandbox.KillGroup(k.cmd)
+	k.once.Do(func() {
+		if exit := k.child.Finish(); exit.Limit != "" && k.limitKill != nil {
+			k.limitKill(exit.Limit)
+		}
+	})
 	return err
 }

@@ -129,6 +129,7 @@ func (in *instance) connect(ctx context.Context) (*mcp.ClientSession, error) {
 		return nil, err
 	}
 	info.gate = newRelayGate(in.logger)
+	info.limitKill = func(limit string) { in.up.metrics.SandboxLimitKill(in.up.spec.Name, limit) }
 	in.mu.Lock()
 	in.gate = info.gate
 	in.mu.Unlock()

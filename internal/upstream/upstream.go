@@ -69,6 +69,8 @@ type Instance struct {
 	// gate must see the connection's messages (see relayGate); the
 	// transports of this package wire it.
 	gate *relayGate
+	// limitKill counts a sandbox killed by a resource limit.
+	limitKill func(limit string)
 }
 
 // JSON-RPC error codes of the gateway's own failures towards an upstream.
@@ -87,11 +89,13 @@ func unavailable(name, why string) error {
 // Metrics counts upstream events; the gateway's telemetry implements it.
 type Metrics interface {
 	UpstreamRestart(upstream string)
+	SandboxLimitKill(upstream, limit string)
 }
 
 type noMetrics struct{}
 
-func (noMetrics) UpstreamRestart(string) {}
+func (noMetrics) UpstreamRestart(string)          {}
+func (noMetrics) SandboxLimitKill(string, string) {}
 
 // Upstream is one configured upstream with its instances: one shared
 // instance, or one per principal plus a lister that only feeds the catalog.
@@ -193,6 +197,11 @@ func (u *Upstream) instanceInfo(owner string) (Instance, error) {
 	if u.stateDir == "" {
 		dir, err := os.MkdirTemp("", "mcpgate-"+u.spec.Name+"-")
 		if err != nil {
+			return info, fmt.Errorf("create state directory: %w", err)
+		}
+		// Traversable, not listable: a sandbox's uid reaches its own
+		// instance directory (0700, its own) through this one.
+		if err := os.Chmod(dir, 0o711); err != nil {
 			return info, fmt.Errorf("create state directory: %w", err)
 		}
 		u.stateDir = dir

@@ -1,0 +1,522 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// startTimeout bounds how long a sandbox may take to report that its tool
+// started.
+const startTimeout = 30 * time.Second
+
+// limitPoll is how often a running sandbox's cgroup is checked for a pids
+// limit hit, which the kernel answers with a failed fork, not a kill.
+const limitPoll = 500 * time.Millisecond
+
+// sandboxed is the gateway's side of one fully isolated child.
+type sandboxed struct {
+	spec    Spec
+	logger  *slog.Logger
+	config  []byte     // the init's config, written once the cgroup is set
+	files   []*os.File // the child's ends, closed once it has started
+	cfgW    *os.File
+	control *os.File
+	proxy   *egressProxy
+
+	mu     sync.Mutex
+	cgroup *cgroup
+	limit  string // the limit that killed the child, if one did
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	done   bool
+}
+
+// sandboxCommand builds a fully isolated child: mcpgate's own executable,
+// started as the init of new namespaces, which sets up the sandbox and
+// runs spec's program in it.
+func sandboxCommand(spec Spec) (*Child, error) {
+	cfg, err := plan(spec)
+	if err != nil {
+		return nil, err
+	}
+	root := os.Geteuid() == 0
+	if spec.State != "" && root {
+		if err := chownTree(spec.State, int(spec.HostUID())); err != nil {
+			return nil, fmt.Errorf("build command: state %s: %w", spec.State, err)
+		}
+	}
+	logger := spec.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &sandboxed{spec: spec, logger: logger}
+	if cfg.Network {
+		if s.proxy, err = newEgressProxy(spec.Allow, logger); err != nil {
+			return nil, fmt.Errorf("build command: %w", err)
+		}
+	}
+	cmd, err := s.initCommand(cfg, root)
+	if err != nil {
+		return nil, err
+	}
+	return &Child{Cmd: cmd, sandbox: s}, nil
+}
+
+// checkSandboxed reports whether sandboxCommand(spec) would fail.
+func checkSandboxed(spec Spec) error {
+	_, err := plan(spec)
+	return err
+}
+
+// plan checks spec against the host and works out the init's config. It
+// changes nothing: the state directory's owner is fixed by the caller.
+func plan(spec Spec) (initConfig, error) {
+	caps := Probe()
+	if err := caps.FullIsolation(); err != nil {
+		return initConfig{}, fmt.Errorf("build command: %w", err)
+	}
+	path, err := lookPath(spec.Argv)
+	if err != nil {
+		return initConfig{}, err
+	}
+	root := os.Geteuid() == 0
+	cfg := initConfig{
+		Argv:     spec.Argv,
+		Env:      append([]string{}, spec.Env...),
+		Dir:      spec.Dir,
+		Landlock: caps.Landlock,
+		NoFile:   spec.Limits.NoFile,
+	}
+	if cfg.NoFile == 0 {
+		cfg.NoFile = DefaultLimits.NoFile
+	}
+	if root {
+		cfg.UID = ChildUID
+	}
+	if cfg.ParentNS, err = ownNamespaces(); err != nil {
+		return initConfig{}, fmt.Errorf("build command: %w", err)
+	}
+	if cfg.Path, cfg.SelfExe, cfg.Binds, err = executableBind(path); err != nil {
+		return initConfig{}, err
+	}
+	grants := func(paths []string, write, checkOwner bool, what string) error {
+		for _, p := range paths {
+			b, err := grant(p, write)
+			if err != nil {
+				return fmt.Errorf("build command: %s %s: %w", what, p, err)
+			}
+			if checkOwner && root {
+				if err := checkWritable(b.Src, spec.HostUID()); err != nil {
+					return fmt.Errorf("build command: %s %s: %w", what, p, err)
+				}
+			}
+			cfg.Binds = append(cfg.Binds, b)
+		}
+		return nil
+	}
+	if err := grants(spec.Read, false, false, "read"); err != nil {
+		return initConfig{}, err
+	}
+	if err := grants(spec.Write, true, true, "write"); err != nil {
+		return initConfig{}, err
+	}
+	if spec.State != "" {
+		// The gateway's own directory: handed to the sandbox's uid at
+		// start, not checked.
+		if err := grants([]string{spec.State}, true, false, "state"); err != nil {
+			return initConfig{}, err
+		}
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = "/"
+	} else if !covered(cfg.Binds, cfg.Dir) {
+		if err := grants([]string{cfg.Dir}, false, false, "dir"); err != nil {
+			return initConfig{}, err
+		}
+	}
+	if len(spec.Allow) > 0 {
+		if _, err := newEgressProxy(spec.Allow, nil); err != nil {
+			return initConfig{}, fmt.Errorf("build command: %w", err)
+		}
+		cfg.Network = true
+		proxy := "http://127.0.0.1:" + strconv.Itoa(proxyPort)
+		cfg.Env = append(cfg.Env, "HTTP_PROXY="+proxy, "HTTPS_PROXY="+proxy, "http_proxy="+proxy, "https_proxy="+proxy)
+	}
+	return cfg, nil
+}
+
+// initCommand builds the command that starts the sandbox's init with cfg.
+func (s *sandboxed) initCommand(cfg initConfig, root bool) (*exec.Cmd, error) {
+	var err error
+	if s.config, err = json.Marshal(cfg); err != nil {
+		return nil, fmt.Errorf("build command: %w", err)
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("build command: %w", err)
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		return nil, fmt.Errorf("build command: %w", err)
+	}
+	s.cfgW = cfgW
+	s.control = os.NewFile(uintptr(pair[0]), "sandbox control")
+	s.files = []*os.File{cfgR, os.NewFile(uintptr(pair[1]), "sandbox control (child)")}
+
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{}
+	cmd.ExtraFiles = s.files // fds 3 (configFD) and 4 (controlFD)
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP,
+		// The init becomes the namespace's root before exec; without this
+		// a root gateway's child keeps host uid 0, unmapped inside, and
+		// loses every capability at exec.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0},
+		Setpgid:    true,
+		// WARNING: see plainCommand about Pdeathsig and OS threads.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if root {
+		// The sandbox's uids 0-65535 are a range of host uids no one else
+		// uses: the tool (uid ChildUID inside) owns nothing on the host.
+		base := s.spec.UIDBase
+		if base == 0 {
+			base = DefaultUIDBase
+		}
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: 65536}}
+		attr.GidMappingsEnableSetgroups = true
+	} else {
+		// Unprivileged, the only mapping possible is ourselves.
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		attr.Credential.NoSetGroups = true
+	}
+	cmd.SysProcAttr = attr
+	return cmd, nil
+}
+
+func (s *sandboxed) started(ctx context.Context, cmd *exec.Cmd) error {
+	for _, f := range s.files {
+		f.Close()
+	}
+	s.files = nil
+	if err := s.setCgroup(cmd.Process.Pid); err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	// The init waits for its config: it forks the tool only once it is in
+	// the cgroup.
+	_, err := s.cfgW.Write(s.config)
+	s.cfgW.Close()
+	if err != nil {
+		return fmt.Errorf("start sandbox: send config: %w", err)
+	}
+	status, listener, err := readStatus(ctx, s.control)
+	if err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	if status != "ok" {
+		if listener != nil {
+			listener.Close()
+		}
+		return fmt.Errorf("start sandbox: %s", strings.TrimPrefix(status, "error: "))
+	}
+	if (listener != nil) != (s.proxy != nil) {
+		if listener != nil {
+			listener.Close()
+		}
+		return errors.New("start sandbox: egress listener missing or unexpected")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		if listener != nil {
+			listener.Close()
+		}
+		return errors.New("start sandbox: finished before it started")
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if listener != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.proxy.serve(runCtx, listener); err != nil {
+				s.logger.Warn("egress proxy stopped", "error", err)
+			}
+		}()
+	}
+	if s.cgroup != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watchLimits(runCtx, cmd.Process)
+		}()
+	}
+	return nil
+}
+
+func (s *sandboxed) setCgroup(pid int) error {
+	lim := s.spec.Limits
+	if lim.MemoryBytes == 0 {
+		lim.MemoryBytes = DefaultLimits.MemoryBytes
+	}
+	if lim.Pids == 0 {
+		lim.Pids = DefaultLimits.Pids
+	}
+	cl := cgroupLimits{MemoryBytes: max(lim.MemoryBytes, 0), Pids: max(lim.Pids, 0), CPU: max(lim.CPU, 0)}
+	if cl == (cgroupLimits{}) {
+		return nil
+	}
+	cg, err := newCgroup(cgroupName(s.spec.Name, pid), cl)
+	if err != nil {
+		return fmt.Errorf("%w (limits need a writable cgroup tree; memory and pids set to unlimited run without one)", err)
+	}
+	s.mu.Lock()
+	s.cgroup = cg
+	s.mu.Unlock()
+	return cg.add(pid)
+}
+
+// cgroupName makes a cgroup name (newCgroup adds "mcpgate-") from the
+// child's name and its init's pid, unique while it runs.
+func cgroupName(name string, pid int) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if b.Len() >= 40 {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	b.WriteString("-" + strconv.Itoa(pid))
+	return b.String()
+}
+
+// watchLimits kills the sandbox when its pids limit refuses a fork: a tool
+// that hit it is in an unknown state (a fork bomb, or helpers it needed
+// failed to start), and the supervisor restarts it cleanly.
+func (s *sandboxed) watchLimits(ctx context.Context, init *os.Process) {
+	t := time.NewTicker(limitPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ev, err := s.cgroup.events()
+		if err != nil || ev.PidsRefused == 0 {
+			continue
+		}
+		s.mu.Lock()
+		s.limit = "pids"
+		s.mu.Unlock()
+		s.logger.Warn("sandbox killed: pids limit reached", "sandbox", s.spec.Name, "forks_refused", ev.PidsRefused)
+		_ = init.Kill()
+		return
+	}
+}
+
+func (s *sandboxed) finish() Exit {
+	s.mu.Lock()
+	if s.done {
+		defer s.mu.Unlock()
+		return Exit{Limit: s.limit}
+	}
+	s.done = true
+	stop := s.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.wg.Wait()
+	for _, f := range s.files {
+		f.Close()
+	}
+	s.cfgW.Close()
+	s.control.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cgroup != nil {
+		if ev, err := s.cgroup.events(); err == nil && ev.OOMKills > 0 && s.limit == "" {
+			s.limit = "memory"
+			s.logger.Warn("sandbox killed: memory limit reached", "sandbox", s.spec.Name, "oom_kills", ev.OOMKills)
+		}
+		if err := s.cgroup.remove(); err != nil {
+			s.logger.Warn("sandbox cgroup not removed", "sandbox", s.spec.Name, "error", err)
+		}
+	}
+	return Exit{Limit: s.limit}
+}
+
+// readStatus reads the init's status message and the descriptor it may
+// carry, within ctx and startTimeout.
+func readStatus(ctx context.Context, control *os.File) (string, net.Listener, error) {
+	deadline := time.Now().Add(startTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	// A blocking recvmsg with a receive timeout: the control descriptor
+	// must stay usable by the init's EOF watch afterwards, so it is not
+	// handed to the runtime poller.
+	fd := int(control.Fd())
+	stopWatch := context.AfterFunc(ctx, func() { _ = unix.Shutdown(fd, unix.SHUT_RD) })
+	defer stopWatch()
+	tv := unix.NsecToTimeval(time.Until(deadline).Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return "", nil, fmt.Errorf("read status: %w", err)
+	}
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", nil, ctx.Err()
+		}
+		return "", nil, fmt.Errorf("read status: %w", err)
+	}
+	if n == 0 {
+		return "", nil, errors.New("read status: the sandbox exited before reporting (see its stderr)")
+	}
+	var listener net.Listener
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return "", nil, errors.New("read status: malformed control message")
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return "", nil, errors.New("read status: malformed descriptor message")
+		}
+		f := os.NewFile(uintptr(fds[0]), "egress listener")
+		listener, err = net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return "", nil, fmt.Errorf("read status: egress listener: %w", err)
+		}
+	}
+	return string(buf[:n]), listener, nil
+}
+
+// ownNamespaces reads the gateway's namespace identities, which the init
+// must not share.
+func ownNamespaces() (map[string]uint64, error) {
+	ns := make(map[string]uint64, len(namespaces))
+	for _, kind := range namespaces {
+		ino, err := nsInode("self", kind)
+		if err != nil {
+			return nil, err
+		}
+		ns[kind] = ino
+	}
+	return ns, nil
+}
+
+// executableBind makes the program visible inside: system directories
+// already are; mcpgate's own executable is run through a descriptor the
+// init holds (self); any other file is bound read-only at its resolved
+// path.
+func executableBind(path string) (inside string, self bool, binds []bindMount, err error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false, nil, fmt.Errorf("build command: %w", err)
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return "", false, nil, fmt.Errorf("build command: %w", err)
+	}
+	for _, d := range systemDirs {
+		if strings.HasPrefix(real, d+"/") {
+			return path, false, nil, nil
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		if exeReal, err := filepath.EvalSymlinks(exe); err == nil && exeReal == real {
+			return real, true, nil, nil
+		}
+	}
+	return real, false, []bindMount{{Src: real, Dst: real}}, nil
+}
+
+// grant resolves a configured path: it must exist and be absolute; it
+// appears inside at the path as written, bound from its resolved host path.
+func grant(p string, write bool) (bindMount, error) {
+	if !filepath.IsAbs(p) {
+		return bindMount{}, errors.New("not an absolute path")
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return bindMount{}, err
+	}
+	return bindMount{Src: real, Dst: filepath.Clean(p), Write: write}, nil
+}
+
+// checkWritable refuses a write grant the sandbox's uid could not write:
+// the tool would fail later, less clearly.
+func checkWritable(path string, uid uint32) error {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return err
+	}
+	if st.Uid == uid || st.Mode&0o002 != 0 {
+		return nil
+	}
+	return fmt.Errorf("owned by uid %d, but the sandbox writes as uid %d (chown -R %d %s)", st.Uid, uid, uid, path)
+}
+
+// chownTree gives dir and what is in it to uid, without following links.
+func chownTree(dir string, uid int) error {
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if int(st.Uid) == uid && int(st.Gid) == uid {
+			return nil
+		}
+		return unix.Lchown(p, uid, uid)
+	})
+}
+
+// covered reports whether path is at or below a bind.
+func covered(binds []bindMount, path string) bool {
+	for _, b := range binds {
+		if path == b.Dst || strings.HasPrefix(path, b.Dst+"/") {
+			return true
+		}
+	}
+	for _, d := range systemDirs {
+		if path == d || strings.HasPrefix(path, d+"/") {
+			return true
+		}
+	}
+	return false
+}
