@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/demo"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
@@ -63,6 +64,21 @@ func runTestServer() int {
 		f.Write(append(line, '\n'))
 		return &mcp.CallToolResult{Content: []mcp.Content{}}, nil
 	})
+	// hog allocates until something stops it: only a sandbox's memory
+	// limit should, so it exists only where the test asks for it (a fuzzer
+	// calling it on an unsandboxed server would take the host's memory).
+	if os.Getenv("HOG") == "1" {
+		s.AddTool(&mcp.Tool{Name: "hog", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			var chunks [][]byte
+			for {
+				c := make([]byte, 16<<20)
+				for i := 0; i < len(c); i += 4096 {
+					c[i] = 1
+				}
+				chunks = append(chunks, c)
+			}
+		})
+	}
 	s.AddTool(&mcp.Tool{Name: "grow", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		s.AddTool(&mcp.Tool{Name: "grown", InputSchema: object}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "grown"}}}, nil
@@ -204,6 +220,60 @@ func TestUpstreamKilledMidCall(t *testing.T) {
 	}
 	if m := scrape(t, tg.Gateway); !strings.Contains(m, `mcpgate_upstream_restarts_total{upstream="t"} 1`+"\n") {
 		t.Errorf("want one restart of upstream t counted; metrics:\n%s", m)
+	}
+}
+
+// TestSandboxMemoryLimitKillsAndRestarts: a sandboxed upstream that
+// allocates past its memory limit is killed by the kernel; the call fails,
+// the kill is logged and counted by limit, and the upstream is restarted.
+func TestSandboxMemoryLimitKillsAndRestarts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: cgroup limits need a writable cgroup tree")
+	}
+	if err := sandbox.Probe().FullIsolation(); err != nil {
+		t.Skipf("this host cannot sandbox: %v", err)
+	}
+	// The markers directory is a write grant: traversable and writable by
+	// the sandbox's uid (t.TempDir is under a 0700 directory).
+	markers, err := os.MkdirTemp("", "mcpgate-limit-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(markers) })
+	os.Chmod(markers, 0o777)
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
+		u.InsecureNoSandbox = false
+		u.Env["MARKERS"] = config.Value{Literal: markers}
+		u.Env["HOG"] = config.Value{Literal: "1"}
+		// The race detector's shadow memory counts too: leave room for it.
+		u.Sandbox = &config.Sandbox{Write: []string{markers}, Memory: "256MiB"}
+	}))
+	if r := callTool(t, tg, tg.keyA, "pid"); r.Error != nil {
+		t.Fatalf("sandboxed test server: %+v", r.Error)
+	}
+	r := callTool(t, tg, tg.keyA, "hog")
+	if r.Error == nil || r.Error.Code != upstream.CodeUnavailable {
+		t.Fatalf("call that outgrew the memory limit: %+v, want code %d", r.Error, upstream.CodeUnavailable)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m := scrape(t, tg.Gateway)
+		if strings.Contains(m, `mcpgate_sandbox_limit_kills_total{limit="memory",upstream="t"} 1`+"\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want one memory-limit kill of upstream t counted; metrics:\n%s", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		if r := callTool(t, tg, tg.keyA, "pid"); r.Error == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream was not restarted after its memory-limit kill")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -955,6 +955,9 @@ func TestEscapeProbe(t *testing.T) {
 		probeMemBomb()
 	case "creds":
 		probeCreds()
+	case "egress":
+		sandboxedOnly()
+		probeEgress()
 	default:
 		report("error", "unknown probe "+mode)
 		os.Exit(2)
