@@ -56,6 +56,33 @@ func (ps Problems) Error() string {
 
 // Load reads, strictly decodes, defaults and validates the config at path.
 func Load(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// LoadPartial reads, strictly decodes and defaults the config at path, and
+// makes its relative paths absolute, but does not validate it: for a caller
+// that completes the config first (`mcpgate run` adds its one upstream) and
+// then calls Validate.
+func LoadPartial(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _, err := decode(path, data)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Source = path
+	cfg.ApplyDefaults()
+	cfg.resolvePaths(filepath.Dir(path))
+	return cfg, nil
+}
+
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open config: %w", err)
@@ -68,7 +95,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > maxConfigBytes {
 		return nil, Problems{{Source: path, Message: fmt.Sprintf("file is larger than %d bytes", maxConfigBytes)}}
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // Parse strictly decodes YAML named source, applies defaults and validates.

@@ -33,7 +33,19 @@ type Sandbox struct {
 	CPU float64 `yaml:"cpu"`
 	// NoFile caps open files; 0 means DefaultSandboxNoFile.
 	NoFile uint64 `yaml:"nofile"`
+	// InsecureIsolation accepts a weaker isolation where the host cannot
+	// isolate fully: no-userns (a root gateway on a host without user
+	// namespaces) or landlock-only (no namespaces at all). The strongest
+	// level the host offers is used; anything below full is warned about
+	// at every start and shown by `mcpgate check`.
+	InsecureIsolation string `yaml:"insecure_isolation"`
 }
+
+// Weaker isolation levels InsecureIsolation accepts.
+const (
+	IsolationNoUserNS     = "no-userns"
+	IsolationLandlockOnly = "landlock-only"
+)
 
 // Sandbox defaults, as config text.
 const (
@@ -135,6 +147,11 @@ func (s *Sandbox) validate(key string, add addFunc) {
 		} else if n >= 0 && n < 8 {
 			add(key+".pids", "%q is below 8: node alone runs several threads", s.Pids)
 		}
+	}
+	switch s.InsecureIsolation {
+	case "", IsolationNoUserNS, IsolationLandlockOnly:
+	default:
+		add(key+".insecure_isolation", "%q must be %s or %s (or insecure_no_sandbox: true on the upstream for none)", s.InsecureIsolation, IsolationNoUserNS, IsolationLandlockOnly)
 	}
 	if s.CPU < 0 || s.CPU > 1024 {
 		add(key+".cpu", "must be a number of cores from 0 (no quota) to 1024")

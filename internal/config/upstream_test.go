@@ -119,6 +119,8 @@ func TestUpstreamProblems(t *testing.T) {
 			"upstreams.x.sandbox.pids", "below 8"},
 		{"sandbox cpu", "  x: {command: [a], sandbox: {cpu: -1}}\n",
 			"upstreams.x.sandbox.cpu", "number of cores"},
+		{"sandbox insecure_isolation", "  x: {command: [a], sandbox: {insecure_isolation: chroot}}\n",
+			"upstreams.x.sandbox.insecure_isolation", `"chroot" must be no-userns or landlock-only`},
 		{"sandbox nofile", "  x: {command: [a], sandbox: {nofile: 3}}\n",
 			"upstreams.x.sandbox.nofile", "from 16"},
 		{"sandbox missing read path", "  x: {command: [a], sandbox: {read: [/nonexistent/r]}}\n",

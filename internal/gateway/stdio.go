@@ -434,19 +434,19 @@ func (c *stdioConn) writeLine(ctx context.Context, b []byte) error {
 	return err
 }
 
-// Close ends the session: the reader is closed if it can be (so a read in
-// progress returns) and the writer too.
+// Close ends the session: the reader and the writer are closed if they can
+// be (the client sees end of file; a read or write in progress returns).
+// The write lock is not taken: a client that stopped reading must not keep
+// the session from closing.
 func (c *stdioConn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
 		if rc, ok := c.r.(io.Closer); ok {
 			rc.Close()
 		}
-		c.wmu.Lock()
 		if wc, ok := c.w.(io.Closer); ok {
 			wc.Close()
 		}
-		c.wmu.Unlock()
 	})
 	return nil
 }

@@ -41,10 +41,53 @@ const (
 	// capabilities, an unprivileged uid, no_new_privs, Landlock, seccomp and
 	// cgroup limits. It is the default (the zero Isolation).
 	IsolationFull Isolation = "full"
+	// IsolationNoUserNS is full isolation without a user namespace, for
+	// root gateways on hosts that refuse user namespaces: the namespaces,
+	// the root and every restriction are the same, but the sandbox's root
+	// is the host's root until the tool drops to its host uid, and the
+	// tool's uid is a host uid (UIDBase+ChildUID), not a mapped one.
+	IsolationNoUserNS Isolation = "no-userns"
+	// IsolationLandlockOnly uses no namespace: the tool sees the host's
+	// processes and network stack, Landlock confines its files to the
+	// grants (and /usr, a few /etc files, /proc and the harmless devices)
+	// and its TCP to the egress proxy, seccomp and the cgroup apply, and a
+	// root gateway drops it to its own host uid. UDP is not confined.
+	IsolationLandlockOnly Isolation = "landlock-only"
 	// IsolationNone is a plain child process running as the gateway's user
 	// with the gateway's view of files and network.
 	IsolationNone Isolation = "none"
 )
+
+// strength orders the levels, strongest first.
+var strength = map[Isolation]int{IsolationFull: 0, "": 0, IsolationNoUserNS: 1, IsolationLandlockOnly: 2, IsolationNone: 3}
+
+// Choose returns the strongest isolation this host offers that is at
+// least weakest (the zero Isolation means full): full when it can, else
+// the next level down, never below weakest. The error names what is
+// missing for each level tried.
+func Choose(weakest Isolation) (Isolation, error) {
+	return Probe().Choose(weakest)
+}
+
+// Choose is the package's Choose against c.
+func (c Capabilities) Choose(weakest Isolation) (Isolation, error) {
+	limit, ok := strength[weakest]
+	if !ok {
+		return "", fmt.Errorf("choose isolation: unknown level %q", weakest)
+	}
+	var errs []error
+	for _, level := range []Isolation{IsolationFull, IsolationNoUserNS, IsolationLandlockOnly, IsolationNone} {
+		if strength[level] > limit {
+			break
+		}
+		err := c.Offers(level)
+		if err == nil {
+			return level, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", level, err))
+	}
+	return "", fmt.Errorf("%w: %w", ErrIsolationUnavailable, errors.Join(errs...))
+}
 
 // Limits are one child's resource limits; zero means the default applies
 // (see DefaultLimits), a negative value means no limit.
@@ -74,7 +117,8 @@ type Spec struct {
 	// into the sandbox unless a grant covers it; empty means "/". Without
 	// isolation, empty means the gateway's.
 	Dir string
-	// Isolation defaults to IsolationFull.
+	// Isolation is the level to use (see Choose); it defaults to
+	// IsolationFull.
 	Isolation Isolation
 	// Read and Write are host paths the child may read (and execute), or
 	// read and write. They appear at the same paths inside the sandbox.
@@ -149,7 +193,7 @@ func Command(spec Spec) (*Child, error) {
 		}
 		return &Child{Cmd: cmd}, nil
 	}
-	if spec.Isolation != "" && spec.Isolation != IsolationFull {
+	if _, ok := strength[spec.Isolation]; !ok {
 		return nil, fmt.Errorf("build command: unknown isolation %q", spec.Isolation)
 	}
 	return sandboxCommand(spec)

@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 )
@@ -44,3 +45,8 @@ func KillGroup(cmd *exec.Cmd) {
 
 // KeepDescriptorsPrivate is a no-op off Linux.
 func KeepDescriptorsPrivate() error { return nil }
+
+func probe() Capabilities {
+	err := errors.New("needs Linux")
+	return Capabilities{UserNamespaces: err, RootNamespaces: err, LandlockErr: err, Seccomp: err, Cgroups: "none", CgroupsErr: err}
+}

@@ -36,18 +36,23 @@ const initFailed = 125
 
 // initConfig is what the gateway tells a sandbox's init.
 type initConfig struct {
-	Probe    bool              `json:"probe,omitempty"`
-	Argv     []string          `json:"argv"`
-	Path     string            `json:"path"`               // the executable, inside the sandbox
-	SelfExe  bool              `json:"self_exe,omitempty"` // the program is mcpgate's own executable
-	Env      []string          `json:"env"`
-	Dir      string            `json:"dir"`
-	Binds    []bindMount       `json:"binds"`
-	Network  bool              `json:"network"`
-	UID      int               `json:"uid"` // the tool's uid and gid inside
-	NoFile   uint64            `json:"nofile"`
-	Landlock int               `json:"landlock"` // the probed ABI
-	ParentNS map[string]uint64 `json:"parent_ns"`
+	Probe   bool        `json:"probe,omitempty"`
+	Level   Isolation   `json:"level"`
+	Argv    []string    `json:"argv"`
+	Path    string      `json:"path"`               // the executable, inside the sandbox
+	SelfExe bool        `json:"self_exe,omitempty"` // the program is mcpgate's own executable
+	Env     []string    `json:"env"`
+	Dir     string      `json:"dir"`
+	Binds   []bindMount `json:"binds"`
+	Network bool        `json:"network"`
+	UID     int         `json:"uid"`     // the tool's uid and gid inside
+	SetUID  bool        `json:"set_uid"` // whether to change to UID (else the init's is kept)
+	// ProxyPort is the egress proxy's port the tool may connect to (the
+	// sandbox's own loopback, or the host's for landlock-only).
+	ProxyPort int               `json:"proxy_port,omitempty"`
+	NoFile    uint64            `json:"nofile"`
+	Landlock  int               `json:"landlock"` // the probed ABI
+	ParentNS  map[string]uint64 `json:"parent_ns"`
 }
 
 // bindMount is one host path made visible inside the sandbox.
@@ -92,10 +97,13 @@ func runInit(control *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Everything below changes mounts, the host name and the network: on
-	// the host's namespaces that would change the host itself.
-	if err := assertNewNamespaces(cfg.ParentNS); err != nil {
-		return 0, err
+	landlockOnly := cfg.Level == IsolationLandlockOnly
+	if !landlockOnly {
+		// Everything below changes mounts, the host name and the network:
+		// on the host's namespaces that would change the host itself.
+		if err := assertNewNamespaces(cfg.ParentNS, cfg.Level != IsolationNoUserNS); err != nil {
+			return 0, err
+		}
 	}
 	if cfg.Probe {
 		return 0, probeInside(control)
@@ -113,19 +121,27 @@ func runInit(control *os.File) (int, error) {
 		}
 		cfg.Path = "/proc/self/fd/" + strconv.Itoa(self)
 	}
-	if err := buildRoot(cfg); err != nil {
-		return 0, err
-	}
-	if err := unix.Sethostname([]byte("mcpgate-sandbox")); err != nil {
-		return 0, fmt.Errorf("set host name: %w", err)
-	}
-	if err := loopbackUp(); err != nil {
-		return 0, err
-	}
 	listener := -1
-	if cfg.Network {
-		if listener, err = proxyListener(); err != nil {
+	if landlockOnly {
+		// No pid namespace: orphans of the tool come to the init rather
+		// than the host's init (the cgroup kills what outlives it).
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return 0, fmt.Errorf("become subreaper: %w", err)
+		}
+	} else {
+		if err := buildRoot(cfg); err != nil {
 			return 0, err
+		}
+		if err := unix.Sethostname([]byte("mcpgate-sandbox")); err != nil {
+			return 0, fmt.Errorf("set host name: %w", err)
+		}
+		if err := loopbackUp(); err != nil {
+			return 0, err
+		}
+		if cfg.Network {
+			if listener, err = proxyListener(); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := setRlimits(cfg.NoFile); err != nil {
@@ -133,7 +149,7 @@ func runInit(control *os.File) (int, error) {
 	}
 	var port uint16
 	if cfg.Network {
-		port = proxyPort
+		port = uint16(cfg.ProxyPort)
 	}
 	ruleset, err := newLandlockRuleset(cfg.Landlock, sandboxRules(cfg), self, port)
 	if err != nil {
@@ -143,7 +159,10 @@ func runInit(control *os.File) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := dropPrivileges(cfg.UID); err != nil {
+	// A landlock-only init started by an unprivileged gateway has no
+	// capability to drop.
+	privileged := !landlockOnly || cfg.SetUID
+	if err := dropPrivileges(cfg.UID, cfg.SetUID, privileged); err != nil {
 		return 0, err
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -165,6 +184,9 @@ func runInit(control *os.File) (int, error) {
 		Dir:   cfg.Dir,
 		Env:   cfg.Env,
 		Files: []uintptr{0, 1, 2},
+		// Without a pid namespace nothing kills the tool when the init
+		// dies; with one this is redundant.
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", cfg.Argv[0], err)
@@ -207,10 +229,14 @@ func nsInode(pid, kind string) (uint64, error) {
 }
 
 // assertNewNamespaces refuses to go on unless this process is in a new
-// namespace of every kind: the guard that keeps a bug (or a missing clone
-// flag) from remounting or renaming the host.
-func assertNewNamespaces(parent map[string]uint64) error {
+// namespace of every kind (but the user namespace, unless user): the guard
+// that keeps a bug (or a missing clone flag) from remounting or renaming
+// the host.
+func assertNewNamespaces(parent map[string]uint64, user bool) error {
 	for _, kind := range namespaces {
+		if kind == "user" && !user {
+			continue
+		}
 		ino, err := nsInode("self", kind)
 		if err != nil {
 			return err
@@ -312,28 +338,33 @@ const (
 )
 
 // dropPrivileges leaves the calling thread (the tool's future parent) with
-// no capability in any set and the uid and gid uid, with no supplementary
-// group. uid 0 means the namespace maps only the gateway's own uid (an
-// unprivileged gateway): the tool then stays uid 0 inside, with nothing.
+// no capability in any set and, if setUID, the uid and gid uid with no
+// supplementary group. Without setUID the thread keeps its uid: 0 inside a
+// user namespace that maps only an unprivileged gateway's uid, or that
+// gateway's own uid (landlock-only). privileged says the thread holds
+// capabilities to drop (the bounding set and secure bits need them; an
+// unprivileged thread has none, and no_new_privs keeps it so).
 //
 // WARNING: this drops privileges of the calling OS thread only, through raw
 // syscalls (Go's wrappers apply them to every thread). The caller must
 // hold the thread locked and fork the tool from it.
-func dropPrivileges(uid int) error {
-	last, err := lastCap()
-	if err != nil {
-		return err
-	}
-	for c := 0; c <= last; c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
-			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+func dropPrivileges(uid int, setUID, privileged bool) error {
+	if privileged {
+		last, err := lastCap()
+		if err != nil {
+			return err
+		}
+		for c := 0; c <= last; c++ {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+				return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+			}
+		}
+		bits := uintptr(secbitNoRoot | secbitNoRootLocked | secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLkd)
+		if err := unix.Prctl(unix.PR_SET_SECUREBITS, bits, 0, 0, 0); err != nil {
+			return fmt.Errorf("set secure bits: %w", err)
 		}
 	}
-	bits := uintptr(secbitNoRoot | secbitNoRootLocked | secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLkd)
-	if err := unix.Prctl(unix.PR_SET_SECUREBITS, bits, 0, 0, 0); err != nil {
-		return fmt.Errorf("set secure bits: %w", err)
-	}
-	if uid != 0 {
+	if setUID {
 		if _, _, errno := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); errno != 0 {
 			return fmt.Errorf("clear groups: %w", errno)
 		}
@@ -357,7 +388,7 @@ func dropPrivileges(uid int) error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("set parent-death signal: %w", err)
 	}
-	return verifyDropped(uid)
+	return verifyDropped(uid, privileged)
 }
 
 func lastCap() (int, error) {
@@ -374,7 +405,7 @@ func lastCap() (int, error) {
 
 // verifyDropped checks the thread's credentials as the kernel reports them:
 // a silent failure to drop must stop the start, not run the tool.
-func verifyDropped(uid int) error {
+func verifyDropped(uid int, privileged bool) error {
 	b, err := os.ReadFile("/proc/thread-self/status")
 	if err != nil {
 		return fmt.Errorf("verify privileges: %w", err)
@@ -382,6 +413,11 @@ func verifyDropped(uid int) error {
 	want := map[string]string{
 		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
 		"CapBnd": "0000000000000000", "CapAmb": "0000000000000000",
+	}
+	if !privileged {
+		// An unprivileged thread cannot empty its bounding set; it holds
+		// nothing, and no_new_privs keeps exec from granting anything.
+		delete(want, "CapBnd")
 	}
 	id := strconv.Itoa(uid)
 	for _, line := range strings.Split(string(b), "\n") {

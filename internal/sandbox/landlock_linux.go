@@ -184,6 +184,17 @@ func sandboxRules(cfg *initConfig) []landlockRule {
 		{path: "/tmp"},
 		{path: "/dev/shm"},
 	}
+	if cfg.Level == IsolationLandlockOnly {
+		// The host's own filesystem: no listing of /, only the /etc files
+		// a sandbox would get, and no shared scratch space (TMPDIR is the
+		// state directory).
+		rules = []landlockRule{{path: "/proc", access: llRead}}
+		for _, f := range etcFiles {
+			if _, err := os.Stat(f); err == nil {
+				rules = append(rules, landlockRule{path: f, access: llRead})
+			}
+		}
+	}
 	for _, d := range systemDirs {
 		if fi, err := os.Lstat(d); err == nil && fi.IsDir() {
 			rules = append(rules, landlockRule{path: d, access: llReadExe})

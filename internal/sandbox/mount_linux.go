@@ -86,7 +86,7 @@ func buildRoot(cfg *initConfig) error {
 	if err := buildDev(); err != nil {
 		return err
 	}
-	if err := mountProc(); err != nil {
+	if err := mountProc(cfg.Level == IsolationFull); err != nil {
 		return err
 	}
 	if err := unix.Unmount(oldRoot, unix.MNT_DETACH); err != nil {
@@ -310,9 +310,10 @@ func buildDev() error {
 }
 
 // mountProc mounts the sandbox's own /proc (it sees only the sandbox's
-// processes), turns off user namespace creation for everything inside, and
-// makes the kernel tunables read-only.
-func mountProc() error {
+// processes), turns off user namespace creation for everything inside (in
+// the sandbox's own user namespace only, userns: without one the limit
+// would be the host's), and makes the kernel tunables read-only.
+func mountProc(userns bool) error {
 	if err := os.MkdirAll("/proc", 0o755); err != nil {
 		return fmt.Errorf("create /proc: %w", err)
 	}
@@ -321,8 +322,10 @@ func mountProc() error {
 	}
 	// A per-user-namespace limit: 0 refuses user namespaces below this one
 	// whatever path the request takes (seccomp covers the syscalls too).
-	if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0\n"), 0); err != nil {
-		return fmt.Errorf("disable nested user namespaces: %w", err)
+	if userns {
+		if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0\n"), 0); err != nil {
+			return fmt.Errorf("disable nested user namespaces: %w", err)
+		}
 	}
 	for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"} {
 		if _, err := os.Stat(p); err != nil {

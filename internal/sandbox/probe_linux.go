@@ -6,71 +6,22 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Capabilities is what the host offers for isolation, found by trying each
-// feature rather than trusting sysctls (which differ by distribution).
-type Capabilities struct {
-	// UserNamespaces is nil when a child could be started in new user,
-	// pid, mount, network, ipc, uts and cgroup namespaces and mount a
-	// tmpfs and a /proc there.
-	UserNamespaces error
-	// Landlock is the kernel's Landlock ABI, 0 with LandlockErr set when
-	// unavailable.
-	Landlock    int
-	LandlockErr error
-	// Seccomp is nil when seccomp filters can be installed.
-	Seccomp error
-	// Cgroups is "v1", "v2" or "none" (CgroupsErr then says why).
-	Cgroups    string
-	CgroupsErr error
-	// Root reports whether the gateway runs as root, which maps sandboxes
-	// to dedicated host uid ranges (otherwise only the gateway's uid).
-	Root bool
-}
-
-// The probe's result is cached for the process: the kernel's features do
-// not change while it runs, and the probe starts a process.
-var (
-	probeOnce sync.Once
-	probed    Capabilities
-)
-
-// Probe reports what the host offers; the first call does the work.
-func Probe() Capabilities {
-	probeOnce.Do(func() { probed = probe() })
-	return probed
-}
-
-// FullIsolation reports why full isolation is impossible here, or nil.
-func (c Capabilities) FullIsolation() error {
-	var errs []error
-	if c.UserNamespaces != nil {
-		errs = append(errs, fmt.Errorf("user namespaces: %w", c.UserNamespaces))
-	}
-	if c.LandlockErr != nil {
-		errs = append(errs, c.LandlockErr)
-	}
-	if c.Seccomp != nil {
-		errs = append(errs, fmt.Errorf("seccomp: %w", c.Seccomp))
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrIsolationUnavailable, errors.Join(errs...))
-}
-
 func probe() Capabilities {
 	c := Capabilities{Root: os.Geteuid() == 0}
 	c.Landlock, c.LandlockErr = landlockABI()
 	c.Seccomp = probeSeccomp()
 	c.Cgroups, c.CgroupsErr = cgroupMode()
-	c.UserNamespaces = probeNamespaces()
+	c.UserNamespaces = probeNamespaces(IsolationFull)
+	c.RootNamespaces = errors.New("needs a root gateway")
+	if c.Root {
+		c.RootNamespaces = probeNamespaces(IsolationNoUserNS)
+	}
 	return c
 }
 
@@ -85,15 +36,16 @@ func probeSeccomp() error {
 	return nil
 }
 
-// probeNamespaces starts a real init in probe mode: the namespaces, the
-// uid mapping and the first mounts of a real start.
-func probeNamespaces() error {
+// probeNamespaces starts a real init in probe mode at level (full or
+// no-userns): the namespaces, the uid mapping and the first mounts of a
+// real start.
+func probeNamespaces(level Isolation) error {
 	ns, err := ownNamespaces()
 	if err != nil {
 		return err
 	}
 	s := &sandboxed{spec: Spec{Name: "probe", Limits: Limits{MemoryBytes: -1, Pids: -1}}}
-	cmd, err := s.initCommand(initConfig{Probe: true, ParentNS: ns}, os.Geteuid() == 0)
+	cmd, err := s.initCommand(initConfig{Probe: true, Level: level, ParentNS: ns}, os.Geteuid() == 0)
 	if err != nil {
 		return err
 	}

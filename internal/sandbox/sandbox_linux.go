@@ -36,6 +36,9 @@ type sandboxed struct {
 	cfgW    *os.File
 	control *os.File
 	proxy   *egressProxy
+	// hostListener is the egress proxy's listener when the sandbox has no
+	// network namespace (landlock-only); otherwise the init passes one.
+	hostListener net.Listener
 
 	mu     sync.Mutex
 	cgroup *cgroup
@@ -68,9 +71,26 @@ func sandboxCommand(spec Spec) (*Child, error) {
 		if s.proxy, err = newEgressProxy(spec.Allow, logger); err != nil {
 			return nil, fmt.Errorf("build command: %w", err)
 		}
+		cfg.ProxyPort = proxyPort
+		if cfg.Level == IsolationLandlockOnly {
+			// No network namespace: the proxy listens on the host's
+			// loopback, and Landlock lets the tool connect to its port
+			// only.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("build command: listen for the egress proxy: %w", err)
+			}
+			s.hostListener = ln
+			cfg.ProxyPort = ln.Addr().(*net.TCPAddr).Port
+		}
+		proxy := "http://127.0.0.1:" + strconv.Itoa(cfg.ProxyPort)
+		cfg.Env = append(cfg.Env, "HTTP_PROXY="+proxy, "HTTPS_PROXY="+proxy, "http_proxy="+proxy, "https_proxy="+proxy)
 	}
 	cmd, err := s.initCommand(cfg, root)
 	if err != nil {
+		if s.hostListener != nil {
+			s.hostListener.Close()
+		}
 		return nil, err
 	}
 	return &Child{Cmd: cmd, sandbox: s}, nil
@@ -86,8 +106,12 @@ func checkSandboxed(spec Spec) error {
 // changes nothing: the state directory's owner is fixed by the caller.
 func plan(spec Spec) (initConfig, error) {
 	caps := Probe()
-	if err := caps.FullIsolation(); err != nil {
-		return initConfig{}, fmt.Errorf("build command: %w", err)
+	level := spec.Isolation
+	if level == "" {
+		level = IsolationFull
+	}
+	if err := caps.Offers(level); err != nil {
+		return initConfig{}, fmt.Errorf("build command: %w: %s: %w", ErrIsolationUnavailable, level, err)
 	}
 	path, err := lookPath(spec.Argv)
 	if err != nil {
@@ -95,6 +119,7 @@ func plan(spec Spec) (initConfig, error) {
 	}
 	root := os.Geteuid() == 0
 	cfg := initConfig{
+		Level:    level,
 		Argv:     spec.Argv,
 		Env:      append([]string{}, spec.Env...),
 		Dir:      spec.Dir,
@@ -104,8 +129,16 @@ func plan(spec Spec) (initConfig, error) {
 	if cfg.NoFile == 0 {
 		cfg.NoFile = DefaultLimits.NoFile
 	}
-	if root {
-		cfg.UID = ChildUID
+	switch {
+	case root && level == IsolationFull:
+		cfg.UID, cfg.SetUID = ChildUID, true
+	case root:
+		// No uid mapping: the tool runs as its host uid itself.
+		cfg.UID, cfg.SetUID = int(spec.HostUID()), true
+	case level == IsolationFull:
+		cfg.UID = 0 // the gateway's uid, mapped to 0 inside, with nothing
+	default:
+		cfg.UID = os.Geteuid()
 	}
 	if cfg.ParentNS, err = ownNamespaces(); err != nil {
 		return initConfig{}, fmt.Errorf("build command: %w", err)
@@ -153,8 +186,10 @@ func plan(spec Spec) (initConfig, error) {
 			return initConfig{}, fmt.Errorf("build command: %w", err)
 		}
 		cfg.Network = true
-		proxy := "http://127.0.0.1:" + strconv.Itoa(proxyPort)
-		cfg.Env = append(cfg.Env, "HTTP_PROXY="+proxy, "HTTPS_PROXY="+proxy, "http_proxy="+proxy, "https_proxy="+proxy)
+	}
+	if level == IsolationLandlockOnly && spec.State != "" {
+		// The host's /tmp is shared: scratch space is the state directory.
+		cfg.Env = append(cfg.Env, "TMPDIR="+spec.State)
 	}
 	return cfg, nil
 }
@@ -184,16 +219,25 @@ func (s *sandboxed) initCommand(cfg initConfig, root bool) (*exec.Cmd, error) {
 	cmd.Env = []string{}
 	cmd.ExtraFiles = s.files // fds 3 (configFD) and 4 (controlFD)
 	attr := &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
-			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP,
-		// The init becomes the namespace's root before exec; without this
-		// a root gateway's child keeps host uid 0, unmapped inside, and
-		// loses every capability at exec.
-		Credential: &syscall.Credential{Uid: 0, Gid: 0},
-		Setpgid:    true,
+		Setpgid: true,
 		// WARNING: see plainCommand about Pdeathsig and OS threads.
 		Pdeathsig: syscall.SIGKILL,
 	}
+	cmd.SysProcAttr = attr
+	switch cfg.Level {
+	case IsolationNoUserNS:
+		attr.Cloneflags = syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP
+		return cmd, nil
+	case IsolationLandlockOnly:
+		return cmd, nil
+	}
+	attr.Cloneflags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+		syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP
+	// The init becomes the namespace's root before exec; without this a
+	// root gateway's child keeps host uid 0, unmapped inside, and loses
+	// every capability at exec.
+	attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	if root {
 		// The sandbox's uids 0-65535 are a range of host uids no one else
 		// uses: the tool (uid ChildUID inside) owns nothing on the host.
@@ -210,7 +254,6 @@ func (s *sandboxed) initCommand(cfg initConfig, root bool) (*exec.Cmd, error) {
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
 		attr.Credential.NoSetGroups = true
 	}
-	cmd.SysProcAttr = attr
 	return cmd, nil
 }
 
@@ -232,6 +275,9 @@ func (s *sandboxed) started(ctx context.Context, cmd *exec.Cmd) error {
 	status, listener, err := readStatus(ctx, s.control)
 	if err != nil {
 		return fmt.Errorf("start sandbox: %w", err)
+	}
+	if s.hostListener != nil && listener == nil {
+		listener, s.hostListener = s.hostListener, nil
 	}
 	if status != "ok" {
 		if listener != nil {
@@ -354,6 +400,9 @@ func (s *sandboxed) finish() Exit {
 	s.wg.Wait()
 	for _, f := range s.files {
 		f.Close()
+	}
+	if s.hostListener != nil {
+		s.hostListener.Close()
 	}
 	s.cfgW.Close()
 	s.control.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -110,15 +109,23 @@ func sandboxSpec(name string, u config.Upstream, uidBase uint32, builtin func(st
 	}
 	if u.InsecureNoSandbox {
 		spec.Isolation = sandbox.IsolationNone
+	} else {
+		accept := sandbox.IsolationFull
+		if u.Sandbox != nil && u.Sandbox.InsecureIsolation != "" {
+			accept = sandbox.Isolation(u.Sandbox.InsecureIsolation)
+		}
+		level, err := sandbox.Choose(accept)
+		if err != nil {
+			hint := "sandbox.insecure_isolation: no-userns (root) or landlock-only would accept weaker isolation; insecure_no_sandbox: true none (not recommended)"
+			return sandbox.Spec{}, fmt.Errorf("upstreams.%s: %w; %s", name, err, hint)
+		}
+		spec.Isolation = level
 	}
 	if sb := u.Sandbox; sb != nil {
 		spec.Read, spec.Write, spec.Allow = sb.Read, sb.Write, sb.Network.Allow
 		spec.Limits.CPU, spec.Limits.NoFile = sb.CPU, sb.NoFile
 	}
 	if err := sandbox.Check(spec); err != nil {
-		if errors.Is(err, sandbox.ErrIsolationUnavailable) {
-			return sandbox.Spec{}, fmt.Errorf("upstreams.%s: %w; insecure_no_sandbox: true would run it unisolated (not recommended)", name, err)
-		}
 		return sandbox.Spec{}, fmt.Errorf("upstreams.%s.sandbox: %w", name, err)
 	}
 	return spec, nil
@@ -132,8 +139,14 @@ func SandboxSummary(name string, u config.Upstream, builtin func(string) ([]stri
 	if err != nil {
 		return "", err
 	}
-	if spec.Isolation == sandbox.IsolationNone {
+	level := "full isolation (namespaces, read-only root"
+	switch spec.Isolation {
+	case sandbox.IsolationNone:
 		return "not isolated (insecure_no_sandbox)", nil
+	case sandbox.IsolationNoUserNS:
+		level = "WEAKER isolation no-userns (namespaces but no user namespace, read-only root"
+	case sandbox.IsolationLandlockOnly:
+		level = "WEAKER isolation landlock-only (no namespaces: the host's processes and UDP are reachable"
 	}
 	caps := sandbox.Probe()
 	limit := func(n int64, unit string) string {
@@ -153,14 +166,18 @@ func SandboxSummary(name string, u config.Upstream, builtin func(string) ([]stri
 	if len(spec.Allow) > 0 {
 		network = "through the egress proxy to " + strings.Join(spec.Allow, ", ")
 	}
-	return fmt.Sprintf("full isolation (namespaces, read-only root, Landlock ABI %d, seccomp, cgroups %s); runs as %s; memory %s, pids %s; network %s; read %v; write %v",
-		caps.Landlock, caps.Cgroups, who, limit(spec.Limits.MemoryBytes, "MiB"), limit(spec.Limits.Pids, ""), network, spec.Read, spec.Write), nil
+	return fmt.Sprintf("%s, Landlock ABI %d, seccomp, cgroups %s); runs as %s; memory %s, pids %s; network %s; read %v; write %v",
+		level, caps.Landlock, caps.Cgroups, who, limit(spec.Limits.MemoryBytes, "MiB"), limit(spec.Limits.Pids, ""), network, spec.Read, spec.Write), nil
 }
 
 func stdioDialer(name string, u config.Upstream, uidBase uint32, builtin func(string) ([]string, error), logger *slog.Logger) (func(context.Context, Instance) (mcp.Transport, error), error) {
 	base, err := sandboxSpec(name, u, uidBase, builtin, logger)
 	if err != nil {
 		return nil, err
+	}
+	if base.Isolation != sandbox.IsolationFull && base.Isolation != sandbox.IsolationNone {
+		logger.Warn("UPSTREAM WEAKLY ISOLATED: this host cannot isolate it fully", "isolation", base.Isolation,
+			"key", "upstreams."+name+".sandbox.insecure_isolation")
 	}
 	type envVar struct {
 		name, value string
