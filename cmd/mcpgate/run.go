@@ -43,6 +43,10 @@ usage:
   mcpgate serve [--config FILE] [--listen ADDR] [--admin ADDR]
                                                   serve MCP on /mcp, metrics and health on the admin address
                                                   (no config and no ./mcpgate.yaml: the embedded default)
+  mcpgate run [--config FILE] [--allow-read PATH] [--allow-write PATH] [--allow-net HOST:PORT]
+              [--memory SIZE] [--pids N] [--cpu CORES] [--env NAME[=VALUE]] [--name NAME] -- COMMAND [ARGS...]
+                                                  run one stdio MCP server in the sandbox and serve it over
+                                                  stdin/stdout (what a desktop client's config launches)
   mcpgate check --config FILE                     validate a config; exit non-zero on errors
   mcpgate policy explain --config FILE --principal ID --tool NAME [--args JSON]
                                                   show the policy's decision and the rule that made it
@@ -72,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = policyCmd(args[1:], stdout, stderr)
 	case "audit":
 		err = auditCmd(args[1:], stdout, stderr)
+	case "run":
+		err = runCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "demo":
 		err = demoCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "version", "--version":
@@ -218,7 +224,7 @@ func loadServeConfig(path, listen, admin string) (cfg *config.Config, generatedK
 		key, digest := authn.NewKey()
 		cfg.Auth.APIKeys = []config.APIKey{{ID: "default", SHA256: digest, Roles: []string{"admin"}}}
 		generatedKey = key
-		if cfg.Audit.Path, cfg.Audit.SigningKey, err = defaultAudit(); err != nil {
+		if cfg.Audit.Path, cfg.Audit.SigningKey, err = defaultAudit("audit.jsonl"); err != nil {
 			return nil, "", err
 		}
 	} else if cfg, err = config.Load(path); err != nil {
@@ -252,11 +258,12 @@ func printFingerprint(w io.Writer, url, fingerprint string) {
 `, url, fingerprint)
 }
 
-// defaultAudit prepares the embedded default's audit log in the state
+// defaultAudit prepares a default audit log, the file logName in the state
 // directory ($XDG_STATE_HOME/mcpgate, else ~/.local/state/mcpgate), making
-// its signing key on first use. If that fails, serve fails: the default
-// never serves unaudited.
-func defaultAudit() (logPath, keyPath string, err error) {
+// the signing key the default logs share on first use. If that fails, serve
+// (and run) fail: the defaults never serve unaudited. Each process needs a
+// file of its own: a log has one writer.
+func defaultAudit(logName string) (logPath, keyPath string, err error) {
 	dir := os.Getenv("XDG_STATE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -269,7 +276,7 @@ func defaultAudit() (logPath, keyPath string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("create state directory: %w", err)
 	}
-	logPath, keyPath = filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "audit.key")
+	logPath, keyPath = filepath.Join(dir, logName), filepath.Join(dir, "audit.key")
 	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
 		skey, vkey, err := note.GenerateKey(rand.Reader, "mcpgate-audit")
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,7 @@ func runTestServer() int {
 					c[i] = 1
 				}
 				chunks = append(chunks, c)
+				runtime.KeepAlive(chunks)
 			}
 		})
 	}

@@ -213,6 +213,17 @@ func Check(spec Spec) error {
 	return checkSandboxed(spec)
 }
 
+// Launch calls start, which must start Cmd on the calling goroutine
+// (cmd.Start, or an MCP command transport's Connect), from where the child
+// is best born: inside its cgroup, when the host allows it. Starting Cmd
+// without Launch works too; the child then joins its cgroup in Started.
+func (c *Child) Launch(start func() error) error {
+	if c.sandbox == nil {
+		return start()
+	}
+	return c.sandbox.launch(start)
+}
+
 // Started completes the start after Cmd.Start succeeded: it moves the
 // sandbox into its cgroup, releases it, and waits until the tool has been
 // launched inside (or the sandbox reports why it could not be). On error

@@ -14,6 +14,7 @@ type sandboxed struct{}
 
 func (*sandboxed) started(context.Context, *exec.Cmd) error { return nil }
 func (*sandboxed) finish() Exit                             { return Exit{} }
+func (*sandboxed) launch(start func() error) error          { return start() }
 
 func checkSandboxed(spec Spec) error {
 	_, err := sandboxCommand(spec)
@@ -50,3 +51,9 @@ func probe() Capabilities {
 	err := errors.New("needs Linux")
 	return Capabilities{UserNamespaces: err, RootNamespaces: err, LandlockErr: err, Seccomp: err, Cgroups: "none", CgroupsErr: err}
 }
+
+// IsInit is false off Linux: there is no sandbox init.
+func IsInit() bool { return false }
+
+// RunInit is never called off Linux (IsInit is false).
+func RunInit() {}

@@ -476,6 +476,33 @@ func (p *egressProxy) connect(ctx context.Context, t egressTarget) (net.Conn, *e
 	return nil, nil
 }
 
+// open checks t against the allowlist and connects to it, answering c
+// itself when it refuses or fails. On success the upstream connection is
+// tracked in conns (the caller removes it) and both ends come wrapped to
+// share one idle timer.
+func (p *egressProxy) open(ctx context.Context, c net.Conn, conns *egressConns, t egressTarget, method string) (up net.Conn, client, upstream egressIdleConn, ok bool) {
+	if r, ok := p.checkTarget(t); !ok {
+		p.reply(c, r)
+		return nil, client, upstream, false
+	}
+	up, refusal := p.connect(ctx, t)
+	if refusal != nil {
+		p.reply(c, *refusal)
+		return nil, client, upstream, false
+	}
+	if up == nil {
+		p.reply(c, egressReply{code: http.StatusBadGateway, body: "egress to " + t.String() + " failed: could not connect"})
+		return nil, client, upstream, false
+	}
+	if !conns.add(up) {
+		return nil, client, upstream, false
+	}
+	p.logger.Info("egress allowed", "target", t.String(), "method", method, "address", up.RemoteAddr().String())
+	idle := &egressIdle{conns: [2]net.Conn{c, up}, timeout: p.idleTimeout}
+	idle.touch()
+	return up, egressIdleConn{Conn: c, idle: idle}, egressIdleConn{Conn: up, idle: idle}, true
+}
+
 func (p *egressProxy) connectTunnel(ctx context.Context, c net.Conn, lr *io.LimitedReader, br *bufio.Reader, req *http.Request, conns *egressConns) {
 	host, port, err := net.SplitHostPort(req.RequestURI)
 	if err != nil {
@@ -487,29 +514,11 @@ func (p *egressProxy) connectTunnel(ctx context.Context, c net.Conn, lr *io.Limi
 		p.badRequest(c, "", "bad CONNECT target: "+err.Error())
 		return
 	}
-	if r, ok := p.checkTarget(t); !ok {
-		p.reply(c, r)
-		return
-	}
-	up, refusal := p.connect(ctx, t)
-	if refusal != nil {
-		p.reply(c, *refusal)
-		return
-	}
-	if up == nil {
-		p.reply(c, egressReply{code: http.StatusBadGateway, body: "egress to " + t.String() + " failed: could not connect"})
-		return
-	}
-	if !conns.add(up) {
+	up, client, upstream, ok := p.open(ctx, c, conns, t, http.MethodConnect)
+	if !ok {
 		return
 	}
 	defer conns.remove(up)
-	p.logger.Info("egress allowed", "target", t.String(), "method", http.MethodConnect, "address", up.RemoteAddr().String())
-
-	idle := &egressIdle{conns: [2]net.Conn{c, up}, timeout: p.idleTimeout}
-	idle.touch()
-	client := egressIdleConn{Conn: c, idle: idle}
-	upstream := egressIdleConn{Conn: up, idle: idle}
 	lr.R = client // bytes the client sent after the CONNECT, buffered in br, come first
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
@@ -619,29 +628,11 @@ func (p *egressProxy) forward(ctx context.Context, c net.Conn, lr *io.LimitedRea
 		p.badRequest(c, "", "bad URI host: "+err.Error())
 		return
 	}
-	if r, ok := p.checkTarget(t); !ok {
-		p.reply(c, r)
-		return
-	}
-	up, refusal := p.connect(ctx, t)
-	if refusal != nil {
-		p.reply(c, *refusal)
-		return
-	}
-	if up == nil {
-		p.reply(c, egressReply{code: http.StatusBadGateway, body: "egress to " + t.String() + " failed: could not connect"})
-		return
-	}
-	if !conns.add(up) {
+	up, client, upstream, ok := p.open(ctx, c, conns, t, req.Method)
+	if !ok {
 		return
 	}
 	defer conns.remove(up)
-	p.logger.Info("egress allowed", "target", t.String(), "method", req.Method, "address", up.RemoteAddr().String())
-
-	idle := &egressIdle{conns: [2]net.Conn{c, up}, timeout: p.idleTimeout}
-	idle.touch()
-	client := egressIdleConn{Conn: c, idle: idle}
-	upstream := egressIdleConn{Conn: up, idle: idle}
 	lr.R = client
 
 	hostHeader := t.host

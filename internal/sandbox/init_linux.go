@@ -28,6 +28,10 @@ const (
 	controlFD = 4
 )
 
+// goMessage is the gateway's word on the control socket that the init is
+// in its cgroup and may start the tool.
+const goMessage = "go"
+
 // proxyPort is where the egress proxy listens inside the sandbox.
 const proxyPort = 3128
 
@@ -177,6 +181,9 @@ func runInit(control *os.File) (int, error) {
 	// Nothing of ours but the standard streams may reach the tool.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return 0, fmt.Errorf("mark descriptors close-on-exec: %w", err)
+	}
+	if err := awaitGo(control); err != nil {
+		return 0, err
 	}
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
@@ -455,6 +462,20 @@ func sendStatus(control *os.File, msg string, fd int) error {
 	}
 	if err := unix.Sendmsg(int(control.Fd()), []byte(msg), oob, nil, 0); err != nil {
 		return fmt.Errorf("report to the gateway: %w", err)
+	}
+	return nil
+}
+
+// awaitGo blocks until the gateway has put the init in its cgroup: nothing
+// the tool does may escape the limits.
+func awaitGo(control *os.File) error {
+	buf := make([]byte, 16)
+	n, _, _, _, err := unix.Recvmsg(int(control.Fd()), buf, nil, 0)
+	if err != nil {
+		return fmt.Errorf("wait for the gateway: %w", err)
+	}
+	if string(buf[:n]) != goMessage {
+		return errors.New("wait for the gateway: it went away")
 	}
 	return nil
 }

@@ -198,3 +198,38 @@ func connectThrough(proxy, target string) string {
 	}
 	return fields[1]
 }
+
+// TestReadGrantCoversItsSubmounts: a read grant whose host directory has
+// a mount below it is read-only all the way down: the bind is recursive,
+// and every mount under it is remounted read-only too.
+func TestReadGrantCoversItsSubmounts(t *testing.T) {
+	needFull(t)
+	needRoot(t, "mounts a tmpfs on the host, below a test directory")
+	parent, err := os.MkdirTemp("", "mcpgate-submount-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	os.Chmod(parent, 0o755)
+	sub := filepath.Join(parent, "sub")
+	if err := os.Mkdir(sub, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "mode=0777,size=1m"); err != nil {
+		t.Fatalf("mount a tmpfs below the grant: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	// Control: the submount is writable on the host.
+	if err := os.WriteFile(filepath.Join(sub, "host"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := probeSpec(t, "weak", "GRANT="+sub, "HOSTTMP="+parent)
+	spec.Read = []string{parent}
+	r := run(t, spec, 30*time.Second)
+	if got := r.lines["write grant"]; !strings.HasPrefix(got, "refused (EROFS)") {
+		t.Errorf("write into a submount of a read grant: %q, want refused (EROFS)\n%s%s", got, r.stdout, r.stderr)
+	}
+	if got := r.lines["write host tmp"]; !strings.HasPrefix(got, "refused (EROFS)") {
+		t.Errorf("write into a read grant: %q, want refused (EROFS)", got)
+	}
+}

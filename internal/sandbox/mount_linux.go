@@ -41,6 +41,13 @@ func buildRoot(cfg *initConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
+	// The host's mount points, read once: a bind must also remount the
+	// mounts below its source.
+	hostMounts, err := mountPoints("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	b := binder{hostMounts: hostMounts}
 	// /tmp is world-traversable on every host, which the mapped host uid
 	// needs to reach the new root's mount point.
 	const base = "/tmp"
@@ -60,12 +67,12 @@ func buildRoot(cfg *initConfig) error {
 		return err
 	}
 	for _, dir := range systemDirs {
-		if err := bindSystem(dir); err != nil {
+		if err := b.bindSystem(dir); err != nil {
 			return err
 		}
 	}
 	for _, f := range etcFiles {
-		if err := bindSystem(f); err != nil {
+		if err := b.bindSystem(f); err != nil {
 			return err
 		}
 	}
@@ -73,17 +80,16 @@ func buildRoot(cfg *initConfig) error {
 	// Parents before children, so that a grant below another is mounted on
 	// top of it rather than hidden by it.
 	sort.SliceStable(binds, func(i, j int) bool { return binds[i].Dst < binds[j].Dst })
-	for _, b := range binds {
-		src := oldRoot + b.Src
+	for _, m := range binds {
 		mode := uintptr(readOnly)
-		if b.Write {
+		if m.Write {
 			mode = readWrite
 		}
-		if err := bind(src, b.Dst, mode); err != nil {
+		if err := b.bind(m.Src, m.Dst, mode); err != nil {
 			return err
 		}
 	}
-	if err := buildDev(); err != nil {
+	if err := b.buildDev(); err != nil {
 		return err
 	}
 	if err := mountProc(cfg.Level == IsolationFull); err != nil {
@@ -111,10 +117,15 @@ func mountTmpfs(dst, opts string) error {
 	return nil
 }
 
+// binder binds host paths into the new root.
+type binder struct {
+	hostMounts []string // the host's mount points, sorted
+}
+
 // bindSystem makes a host system path visible read-only at the same place:
 // a symlink is recreated (its target is resolved inside the sandbox), a
 // directory or file is bound. A path the host lacks is skipped.
-func bindSystem(path string) error {
+func (b binder) bindSystem(path string) error {
 	src := oldRoot + path
 	fi, err := os.Lstat(src)
 	if errors.Is(err, os.ErrNotExist) {
@@ -136,12 +147,14 @@ func bindSystem(path string) error {
 		}
 		return nil
 	}
-	return bind(src, path, readOnly)
+	return b.bind(path, path, readOnly)
 }
 
-// bind mounts src at dst (created as a file or directory to match), then
-// gives dst and every mount below it mode (see remount).
-func bind(src, dst string, mode uintptr) error {
+// bind mounts the host's path src (seen under the old root) at dst
+// (created as a file or directory to match), then gives dst and every
+// mount below it mode (see remount).
+func (b binder) bind(hostPath, dst string, mode uintptr) error {
+	src := oldRoot + hostPath
 	fi, err := os.Stat(src)
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", dst, err)
@@ -159,13 +172,14 @@ func bind(src, dst string, mode uintptr) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", dst, err)
 	}
-	mounts, err := mountsUnder(dst)
-	if err != nil {
-		return err
+	if err := remount(dst, mode); err != nil {
+		return fmt.Errorf("bind %s: %w", dst, err)
 	}
-	for _, m := range mounts {
-		if err := remount(m, mode); err != nil {
-			return fmt.Errorf("bind %s: %w", dst, err)
+	for _, m := range b.hostMounts {
+		if rel, ok := strings.CutPrefix(m, strings.TrimSuffix(hostPath, "/")+"/"); ok {
+			if err := remount(dst+"/"+rel, mode); err != nil {
+				return fmt.Errorf("bind %s: %w", dst, err)
+			}
 		}
 	}
 	return nil
@@ -222,10 +236,10 @@ func remount(path string, mode uintptr) error {
 	return nil
 }
 
-// mountsUnder lists the mount points at or below dir, top first, from the
-// old root's view of this process's mount table.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open(oldRoot + "/proc/self/mountinfo")
+// mountPoints lists the mount points of a mountinfo file, sorted (parents
+// first).
+func mountPoints(mountinfo string) ([]string, error) {
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
@@ -238,16 +252,10 @@ func mountsUnder(dir string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+		out = append(out, unescapeMount(fields[4]))
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("bind %s: not in the mount table", dir)
 	}
 	sort.Strings(out)
 	return out, nil
@@ -283,16 +291,15 @@ func unescapeMount(s string) string {
 
 // buildDev makes a minimal /dev: a tmpfs with the harmless host devices
 // bound in, the usual fd symlinks, and a private /dev/shm.
-func buildDev() error {
+func (b binder) buildDev() error {
 	if err := mountTmpfs("/dev", "mode=0755"); err != nil {
 		return err
 	}
 	for _, d := range devices {
-		src := oldRoot + "/dev/" + d
-		if _, err := os.Stat(src); err != nil {
+		if _, err := os.Stat(oldRoot + "/dev/" + d); err != nil {
 			continue
 		}
-		if err := bind(src, "/dev/"+d, device); err != nil {
+		if err := b.bind("/dev/"+d, "/dev/"+d, device); err != nil {
 			return err
 		}
 	}

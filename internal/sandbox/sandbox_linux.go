@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +44,7 @@ type sandboxed struct {
 
 	mu     sync.Mutex
 	cgroup *cgroup
+	born   bool   // the init was started inside its cgroup
 	limit  string // the limit that killed the child, if one did
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -262,15 +265,19 @@ func (s *sandboxed) started(ctx context.Context, cmd *exec.Cmd) error {
 		f.Close()
 	}
 	s.files = nil
-	if err := s.setCgroup(cmd.Process.Pid); err != nil {
-		return fmt.Errorf("start sandbox: %w", err)
-	}
-	// The init waits for its config: it forks the tool only once it is in
-	// the cgroup.
+	// The init builds the sandbox while the cgroup is made and joined (a
+	// few milliseconds each, done in parallel); it forks the tool only
+	// after "go", once it is in the cgroup.
 	_, err := s.cfgW.Write(s.config)
 	s.cfgW.Close()
 	if err != nil {
 		return fmt.Errorf("start sandbox: send config: %w", err)
+	}
+	if err := s.joinCgroup(cmd.Process.Pid); err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	if err := unix.Sendmsg(int(s.control.Fd()), []byte(goMessage), nil, nil, 0); err != nil {
+		return fmt.Errorf("start sandbox: release: %w", err)
 	}
 	status, listener, err := readStatus(ctx, s.control)
 	if err != nil {
@@ -320,7 +327,60 @@ func (s *sandboxed) started(ctx context.Context, cmd *exec.Cmd) error {
 	return nil
 }
 
-func (s *sandboxed) setCgroup(pid int) error {
+// launch calls start, which starts the init, from a thread inside the
+// sandbox's cgroup where the kernel allows it (v1): the init is born there
+// instead of being moved in, which saves a global lock and an RCU grace
+// period on every start. Elsewhere, or if the thread cannot move, started
+// moves the init in instead.
+func (s *sandboxed) launch(start func() error) error {
+	cg, err := s.makeCgroup()
+	if err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	if cg == nil || cg.version != 1 {
+		return start()
+	}
+	// WARNING: while it is in the sandbox's cgroup this thread must run
+	// nothing but the start: it stays locked until it is back out.
+	runtime.LockOSThread()
+	if err := cg.enterThread(); err != nil {
+		runtime.UnlockOSThread()
+		return start()
+	}
+	startErr := start()
+	if err := cg.leaveThread(); err != nil {
+		// The thread stays locked, so no other goroutine ever runs (and
+		// is charged) in the sandbox's cgroup; it ends with its goroutine.
+		s.logger.Error("gateway thread left in a sandbox's cgroup", "sandbox", s.spec.Name, "error", err)
+		return errors.Join(startErr, fmt.Errorf("start sandbox: %w", err))
+	}
+	runtime.UnlockOSThread()
+	if startErr == nil {
+		s.born = true
+	}
+	return startErr
+}
+
+// joinCgroup puts the started init into the sandbox's cgroup, unless it
+// was born there.
+func (s *sandboxed) joinCgroup(pid int) error {
+	if s.born {
+		return nil
+	}
+	cg, err := s.makeCgroup()
+	if err != nil || cg == nil {
+		return err
+	}
+	return cg.add(pid)
+}
+
+// makeCgroup creates the sandbox's cgroup once; nil without limits.
+func (s *sandboxed) makeCgroup() (*cgroup, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cgroup != nil {
+		return s.cgroup, nil
+	}
 	lim := s.spec.Limits
 	if lim.MemoryBytes == 0 {
 		lim.MemoryBytes = DefaultLimits.MemoryBytes
@@ -330,21 +390,19 @@ func (s *sandboxed) setCgroup(pid int) error {
 	}
 	cl := cgroupLimits{MemoryBytes: max(lim.MemoryBytes, 0), Pids: max(lim.Pids, 0), CPU: max(lim.CPU, 0)}
 	if cl == (cgroupLimits{}) {
-		return nil
+		return nil, nil
 	}
-	cg, err := newCgroup(cgroupName(s.spec.Name, pid), cl)
+	cg, err := newCgroup(cgroupName(s.spec.Name), cl)
 	if err != nil {
-		return fmt.Errorf("%w (limits need a writable cgroup tree; memory and pids set to unlimited run without one)", err)
+		return nil, fmt.Errorf("%w (limits need a writable cgroup tree; memory and pids set to unlimited run without one)", err)
 	}
-	s.mu.Lock()
 	s.cgroup = cg
-	s.mu.Unlock()
-	return cg.add(pid)
+	return cg, nil
 }
 
 // cgroupName makes a cgroup name (newCgroup adds "mcpgate-") from the
-// child's name and its init's pid, unique while it runs.
-func cgroupName(name string, pid int) string {
+// child's name and a random suffix.
+func cgroupName(name string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(name) {
 		if b.Len() >= 40 {
@@ -356,7 +414,7 @@ func cgroupName(name string, pid int) string {
 			b.WriteByte('-')
 		}
 	}
-	b.WriteString("-" + strconv.Itoa(pid))
+	b.WriteString("-" + strings.ToLower(rand.Text()[:10]))
 	return b.String()
 }
 

@@ -235,8 +235,15 @@ type childTransport struct {
 }
 
 func (t *childTransport) Connect(ctx context.Context) (mcp.Connection, error) {
-	conn, err := t.CommandTransport.Connect(ctx)
+	var conn mcp.Connection
+	err := t.child.Launch(func() (err error) {
+		conn, err = t.CommandTransport.Connect(ctx)
+		return err
+	})
 	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
 		t.child.Finish()
 		return nil, fmt.Errorf("start child: %w", err)
 	}
