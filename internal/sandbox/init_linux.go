@@ -28,6 +28,9 @@ const (
 	controlFD = 4
 )
 
+// sourcesMessage carries the descriptors of the binds' sources.
+const sourcesMessage = "sources"
+
 // goMessage is the gateway's word on the control socket that the init is
 // in its cgroup and may start the tool.
 const goMessage = "go"
@@ -64,6 +67,9 @@ type bindMount struct {
 	Src   string `json:"src,omitempty"` // host path, symlinks resolved
 	Dst   string `json:"dst"`
 	Write bool   `json:"write,omitempty"`
+	// fd is the descriptor the gateway opened Src as (see sourceFDs); the
+	// bind is made from it, not from Src.
+	fd int
 }
 
 // namespaces are the ones a sandbox must not share with the gateway.
@@ -111,6 +117,11 @@ func runInit(control *os.File) (int, error) {
 	}
 	if cfg.Probe {
 		return 0, probeInside(control)
+	}
+	if !landlockOnly {
+		if err := receiveSources(control, cfg.Binds); err != nil {
+			return 0, err
+		}
 	}
 	self := -1
 	if cfg.SelfExe {
@@ -207,6 +218,37 @@ func runInit(control *os.File) (int, error) {
 	go forwardSignals(signals, pid)
 	go exitWithGateway(control)
 	return reap(pid), nil
+}
+
+// receiveSources takes the descriptors the gateway opened for the binds'
+// sources, one per bind, in order.
+func receiveSources(control *os.File, binds []bindMount) error {
+	oob := make([]byte, unix.CmsgSpace(4*max(len(binds), 1)))
+	buf := make([]byte, 16)
+	n, oobn, _, _, err := unix.Recvmsg(int(control.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("receive bind sources: %w", err)
+	}
+	if string(buf[:n]) != sourcesMessage {
+		return errors.New("receive bind sources: unexpected message")
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return errors.New("receive bind sources: malformed control message")
+		}
+		if fds, err = unix.ParseUnixRights(&msgs[0]); err != nil {
+			return fmt.Errorf("receive bind sources: %w", err)
+		}
+	}
+	if len(fds) != len(binds) {
+		return fmt.Errorf("receive bind sources: %d descriptors for %d binds", len(fds), len(binds))
+	}
+	for i := range binds {
+		binds[i].fd = fds[i]
+	}
+	return nil
 }
 
 func readConfig() (*initConfig, error) {

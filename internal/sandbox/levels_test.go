@@ -233,3 +233,34 @@ func TestReadGrantCoversItsSubmounts(t *testing.T) {
 		t.Errorf("write into a read grant: %q, want refused (EROFS)", got)
 	}
 }
+
+// TestGrantBelowAPrivateDirectory: a grant is bound from a descriptor the
+// gateway opens, so it works below a directory the sandbox's uid cannot
+// traverse (a 0700 parent, as mktemp makes them), at every level that
+// mounts.
+func TestGrantBelowAPrivateDirectory(t *testing.T) {
+	needRoot(t, "the sandbox's uid is a host uid of its own only for a root gateway")
+	private := t.TempDir() // 0700 below a 0700 directory
+	grant := filepath.Join(private, "grant")
+	if err := os.Mkdir(grant, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(grant, "file")
+	if err := os.WriteFile(file, []byte("readable"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []Isolation{IsolationFull, IsolationNoUserNS} {
+		t.Run(string(level), func(t *testing.T) {
+			if err := Probe().Offers(level); err != nil {
+				t.Skipf("this host does not offer %s: %v", level, err)
+			}
+			spec := probeSpec(t, "weak", "CANARY="+file)
+			spec.Isolation = level
+			spec.Read = []string{grant}
+			r := run(t, spec, 30*time.Second)
+			if got := r.lines["read canary"]; got != "ALLOWED" {
+				t.Errorf("read a granted file below a 0700 directory: %q\n%s%s", got, r.stdout, r.stderr)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -85,9 +86,13 @@ func buildRoot(cfg *initConfig) error {
 		if m.Write {
 			mode = readWrite
 		}
-		if err := b.bind(m.Src, m.Dst, mode); err != nil {
+		// From the descriptor the gateway opened: the sandbox's uid may
+		// not be able to traverse to Src (a 0700 directory on the way).
+		src := oldRoot + "/proc/self/fd/" + strconv.Itoa(m.fd)
+		if err := b.bindFrom(src, m.Src, m.Dst, mode); err != nil {
 			return err
 		}
+		unix.Close(m.fd)
 	}
 	if err := b.buildDev(); err != nil {
 		return err
@@ -154,7 +159,12 @@ func (b binder) bindSystem(path string) error {
 // (created as a file or directory to match), then gives dst and every
 // mount below it mode (see remount).
 func (b binder) bind(hostPath, dst string, mode uintptr) error {
-	src := oldRoot + hostPath
+	return b.bindFrom(oldRoot+hostPath, hostPath, dst, mode)
+}
+
+// bindFrom is bind with the source reached through src (a path under the
+// old root, or a descriptor's magic link), hostPath naming it on the host.
+func (b binder) bindFrom(src, hostPath, dst string, mode uintptr) error {
 	fi, err := os.Stat(src)
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", dst, err)

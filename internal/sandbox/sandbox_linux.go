@@ -38,6 +38,8 @@ type sandboxed struct {
 	cfgW    *os.File
 	control *os.File
 	proxy   *egressProxy
+	level   Isolation
+	sources []string // the binds' host paths, in the config's order
 	// hostListener is the egress proxy's listener when the sandbox has no
 	// network namespace (landlock-only); otherwise the init passes one.
 	hostListener net.Listener
@@ -203,6 +205,10 @@ func (s *sandboxed) initCommand(cfg initConfig, root bool) (*exec.Cmd, error) {
 	if s.config, err = json.Marshal(cfg); err != nil {
 		return nil, fmt.Errorf("build command: %w", err)
 	}
+	s.level = cfg.Level
+	for _, b := range cfg.Binds {
+		s.sources = append(s.sources, b.Src)
+	}
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("build command: %w", err)
@@ -265,6 +271,11 @@ func (s *sandboxed) started(ctx context.Context, cmd *exec.Cmd) error {
 		f.Close()
 	}
 	s.files = nil
+	if s.level != IsolationLandlockOnly {
+		if err := sendSources(s.control, cmd.Process.Pid, s.sources); err != nil {
+			return fmt.Errorf("start sandbox: %w", err)
+		}
+	}
 	// The init builds the sandbox while the cgroup is made and joined (a
 	// few milliseconds each, done in parallel); it forks the tool only
 	// after "go", once it is in the cgroup.
@@ -528,6 +539,46 @@ func readStatus(ctx context.Context, control *os.File) (string, net.Listener, er
 		}
 	}
 	return string(buf[:n]), listener, nil
+}
+
+// sendSources opens every bind's source for the init, through the init's
+// own root (/proc/PID/root: the descriptors then belong to its mount
+// namespace, as a bind requires), with the gateway's right to traverse the
+// host's directories, which the sandbox's uid may lack; symlinks are
+// refused (the sources are resolved already).
+func sendSources(control *os.File, pid int, sources []string) error {
+	if len(sources) > 200 {
+		return fmt.Errorf("send bind sources: %d binds, at most 200", len(sources))
+	}
+	root, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("send bind sources: %w", err)
+	}
+	defer unix.Close(root)
+	fds := make([]int, 0, len(sources))
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, src := range sources {
+		fd, err := unix.Openat2(root, strings.TrimPrefix(src, "/"), &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_BENEATH,
+		})
+		if err != nil {
+			return fmt.Errorf("send bind sources: open %s: %w", src, err)
+		}
+		fds = append(fds, fd)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(int(control.Fd()), []byte(sourcesMessage), oob, nil, 0); err != nil {
+		return fmt.Errorf("send bind sources: %w", err)
+	}
+	return nil
 }
 
 // ownNamespaces reads the gateway's namespace identities, which the init
