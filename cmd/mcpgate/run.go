@@ -48,6 +48,7 @@ usage:
                                                   run one stdio MCP server in the sandbox and serve it over
                                                   stdin/stdout (what a desktop client's config launches)
   mcpgate check --config FILE                     validate a config; exit non-zero on errors
+  mcpgate pin --config FILE [--lockfile PATH]     start every upstream and write the tool lockfile (mcpgate.lock)
   mcpgate policy explain --config FILE --principal ID --tool NAME [--args JSON]
                                                   show the policy's decision and the rule that made it
                                                   (or --resource URI, --prompt NAME); exit 0 allow, 1 deny
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = keys(args[1:], stdout, stderr)
 	case "policy":
 		err = policyCmd(args[1:], stdout, stderr)
+	case "pin":
+		err = pinCmd(ctx, args[1:], stdout, stderr)
 	case "audit":
 		err = auditCmd(args[1:], stdout, stderr)
 	case "run":
@@ -196,6 +199,7 @@ func reloadOnHangup(g *gateway.Gateway) (stop func()) {
 			select {
 			case <-hup:
 				g.ReloadPolicy() // logged and counted either way
+				g.ReloadLockfile()
 			case <-done:
 				return
 			}
@@ -369,8 +373,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	for _, f := range findings {
 		fmt.Fprintf(stdout, "warning: %s: %s\n", *configPath, f)
 	}
-	if sandboxErrors > 0 {
-		return fmt.Errorf("check %s: %d upstream(s) cannot be sandboxed on this host", *configPath, sandboxErrors)
+	integrityErrors := checkLockfile(*configPath, cfg, stdout)
+	if sandboxErrors+integrityErrors > 0 {
+		return fmt.Errorf("check %s: %d error(s) (sandbox: %d, lockfile: %d)", *configPath, sandboxErrors+integrityErrors, sandboxErrors, integrityErrors)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 	return nil

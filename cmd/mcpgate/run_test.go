@@ -3,8 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +12,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/pin"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -255,5 +260,76 @@ func TestCheckSandbox(t *testing.T) {
 	code, out, _ = runCLI(t, "check", "--config", cfg)
 	if code != exitOK || !strings.Contains(out, "upstreams.files: full isolation (") || !strings.Contains(out, "memory 256MiB, pids 256; network none") {
 		t.Fatalf("check with a writable grant: code %d, out %q", code, out)
+	}
+}
+
+// TestExampleLockfileMatchesTheDemo: examples/mcpgate.lock pins exactly
+// what the built-in demo serves, so the examples run in enforce mode. A
+// change to the demo's tools fails here until the lockfile is re-pinned
+// (go run ./cmd/mcpgate pin --config examples/tls.yaml), as it should.
+func TestExampleLockfileMatchesTheDemo(t *testing.T) {
+	if err := sandbox.Probe().FullIsolation(); err != nil {
+		t.Skipf("the demo runs sandboxed and this host cannot sandbox: %v", err)
+	}
+	cfg, err := config.Load("../../examples/tls.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(cfg.ToolIntegrity.Lockfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := pin.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := gateway.CollectDefinitions(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range defs {
+		if v := lock.Check(d); v.Status != pin.Pinned {
+			t.Errorf("%s %s is %s in examples/mcpgate.lock: %s (re-pin: go run ./cmd/mcpgate pin --config examples/tls.yaml)", d.Kind, d.Name, v.Status, v.Diff)
+		}
+	}
+	if missing := lock.Missing("demo", defs); len(missing) > 0 {
+		t.Errorf("examples/mcpgate.lock pins definitions the demo no longer serves: %v", missing)
+	}
+}
+
+// TestPin: mcpgate pin starts the config's upstreams (the real demo, in its
+// sandbox), writes the lockfile beside the config, reports nothing new the
+// second time, and check then sees the config enforcing it.
+func TestPin(t *testing.T) {
+	if err := sandbox.Probe().FullIsolation(); err != nil {
+		t.Skipf("the demo runs sandboxed and this host cannot sandbox: %v", err)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "mcpgate.yaml")
+	os.WriteFile(cfgPath, []byte("auth: {api_keys: [{id: a, sha256: \""+strings.Repeat("ab", 32)+"\"}]}\n"+
+		"policy: {rules: [{name: all, principals: [a], allow: {tools: [\"*\"]}}]}\n"+
+		"upstreams:\n  demo: {builtin: demo, start: on_demand}\n"), 0o600)
+	code, out, errOut := runCLI(t, "pin", "--config", cfgPath)
+	if code != exitOK || !regexp.MustCompile(`pinned \d+ definitions of 1 upstreams to .*mcpgate.lock \(\d+ new, 0 changed, 0 removed, 0 findings\)`).MatchString(out) ||
+		!strings.Contains(out, "new:     demo tool echo") {
+		t.Fatalf("first pin: code %d\n%s%s", code, out, errOut)
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "mcpgate.lock"))
+	if err != nil || !strings.Contains(string(lock), `"name": "echo"`) {
+		t.Fatalf("lockfile: %v\n%.300s", err, lock)
+	}
+	code, out, errOut = runCLI(t, "pin", "--config", cfgPath)
+	if code != exitOK || !strings.Contains(out, "(0 new, 0 changed, 0 removed, 0 findings)") {
+		t.Fatalf("second pin: code %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "check", "--config", cfgPath)
+	if code != exitOK || !strings.Contains(out, "definitions pinned (mode enforce)") {
+		t.Fatalf("check after pin: code %d\n%s", code, out)
+	}
+	// A lockfile someone edited by hand no longer parses: check says so.
+	os.WriteFile(filepath.Join(dir, "mcpgate.lock"), []byte(strings.Replace(string(lock), "Returns the given message unchanged", "Returns the given message, and your keys,", 1)), 0o644)
+	code, out, _ = runCLI(t, "check", "--config", cfgPath)
+	if code != exitError || !strings.Contains(out, "error: "+cfgPath+": tool_integrity.lockfile:") {
+		t.Fatalf("check with a tampered lockfile: code %d\n%s", code, out)
 	}
 }

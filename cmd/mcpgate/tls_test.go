@@ -48,9 +48,10 @@ func TestCheckWarnsAboutPlaintext(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "listen.insecure_plaintext") {
 		t.Fatalf("check public.yaml: code %d, out %q; want ok with a warning", code, out)
 	}
-	// No warning: TLS, auth, audit, and the demo sandboxed.
+	// No warning: TLS, auth, audit, the demo sandboxed and pinned.
 	code, out, _ = runCLI(t, "check", "--config", "../../examples/tls.yaml")
-	if code != exitOK || strings.Contains(out, "warning:") || !strings.Contains(out, "upstreams.demo: full isolation (") {
+	if code != exitOK || strings.Contains(out, "warning:") || !strings.Contains(out, "upstreams.demo: full isolation (") ||
+		!strings.Contains(out, "definitions pinned (mode enforce)") {
 		t.Fatalf("check tls.yaml: code %d, out %q; want ok without a warning", code, out)
 	}
 }

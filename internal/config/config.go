@@ -20,9 +20,11 @@ type Config struct {
 	Auth      Auth                `yaml:"auth"`
 	Policy    Policy              `yaml:"policy"`
 	Upstreams map[string]Upstream `yaml:"upstreams"`
-	Audit     Audit               `yaml:"audit"`
-	Admin     Admin               `yaml:"admin"`
-	Limits    Limits              `yaml:"limits"`
+	// ToolIntegrity pins the upstreams' definitions (see ToolIntegrity).
+	ToolIntegrity ToolIntegrity `yaml:"tool_integrity"`
+	Audit         Audit         `yaml:"audit"`
+	Admin         Admin         `yaml:"admin"`
+	Limits        Limits        `yaml:"limits"`
 
 	// Source names where the config came from ("embedded default" or a path);
 	// it is not a YAML key.

@@ -134,6 +134,14 @@ func (c *Config) resolvePaths(dir string) {
 		u.resolvePaths(dir)
 		c.Upstreams[name] = u
 	}
+	// The lockfile lives beside the config by default, like go.sum beside
+	// go.mod; the embedded default has none.
+	if c.ToolIntegrity.Lockfile == "" {
+		c.ToolIntegrity.Lockfile = DefaultLockfile
+	}
+	if !filepath.IsAbs(c.ToolIntegrity.Lockfile) {
+		c.ToolIntegrity.Lockfile = filepath.Join(dir, c.ToolIntegrity.Lockfile)
+	}
 }
 
 // lineOf finds the line of a key path, or of its nearest ancestor present in

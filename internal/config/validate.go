@@ -37,6 +37,7 @@ func (c *Config) Validate() Problems {
 	c.validateAudit(add)
 	c.validateAdmin(add)
 	c.validateLimits(add)
+	c.ToolIntegrity.validate(add)
 	c.Policy.validate(add)
 	return ps
 }

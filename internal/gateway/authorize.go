@@ -222,20 +222,35 @@ func (g *Gateway) reloadPolicy() error {
 // policyPollInterval is how often the config file is checked for changes.
 const policyPollInterval = 2 * time.Second
 
-// watchPolicy reloads the policy when the config file changes (its size or
-// modification time), until ctx is done.
-func (g *Gateway) watchPolicy(ctx context.Context) {
-	if g.cfgPath == "" {
+// watchFiles reloads the policy when the config file changes and the tool
+// lockfile when it does (their size or modification time), until ctx is
+// done.
+func (g *Gateway) watchFiles(ctx context.Context) {
+	type watched struct {
+		path   string
+		reload func() error
+		last   string
+	}
+	var files []*watched
+	if g.cfgPath != "" {
+		files = append(files, &watched{path: g.cfgPath, reload: g.ReloadPolicy})
+	}
+	if g.integrity != nil {
+		files = append(files, &watched{path: g.integrity.path, reload: g.ReloadLockfile})
+	}
+	if len(files) == 0 {
 		return
 	}
-	stamp := func() string {
-		info, err := os.Stat(g.cfgPath)
+	stamp := func(path string) string {
+		info, err := os.Stat(path)
 		if err != nil {
 			return ""
 		}
 		return fmt.Sprint(info.Size(), info.ModTime().UnixNano())
 	}
-	last := stamp()
+	for _, f := range files {
+		f.last = stamp(f.path)
+	}
 	tick := time.NewTicker(policyPollInterval)
 	defer tick.Stop()
 	for {
@@ -244,9 +259,11 @@ func (g *Gateway) watchPolicy(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if now := stamp(); now != last && now != "" {
-			last = now
-			g.ReloadPolicy()
+		for _, f := range files {
+			if now := stamp(f.path); now != f.last && now != "" {
+				f.last = now
+				f.reload() // logged and counted either way
+			}
 		}
 	}
 }

@@ -42,16 +42,18 @@ type Gateway struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	catalog *upstream.Catalog
-	authz   *authorizer
-	cfgPath string // the config file, re-read for policy reloads; "" for the embedded default
-	started bool   // Start has run
-	handler http.Handler
-	tls     *transport.ServerTLS // nil: plaintext
-	audit   *audit.Log           // nil: auditing off
-	front   *front
-	metrics *telemetry.Metrics
-	adminLn net.Listener // nil: admin listener disabled or not bound
-	serving atomic.Bool  // the MCP listener is serving (readiness)
+	// integrity is the tool lockfile; nil when tool_integrity is off.
+	integrity *integrity
+	authz     *authorizer
+	cfgPath   string // the config file, re-read for policy reloads; "" for the embedded default
+	started   bool   // Start has run
+	handler   http.Handler
+	tls       *transport.ServerTLS // nil: plaintext
+	audit     *audit.Log           // nil: auditing off
+	front     *front
+	metrics   *telemetry.Metrics
+	adminLn   net.Listener // nil: admin listener disabled or not bound
+	serving   atomic.Bool  // the MCP listener is serving (readiness)
 }
 
 // New builds a gateway from a validated config.
@@ -71,6 +73,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: telemetry.New(Version())}
+	if g.integrity, err = newIntegrity(cfg.ToolIntegrity, logger.With("component", "integrity"), g.metrics); err != nil {
+		return nil, err
+	}
 	if cfg.Listen.TLS != nil {
 		if g.tls, err = transport.NewServerTLS(*cfg.Listen.TLS, cfg.Listen.AllowedHosts, logger.With("component", "tls")); err != nil {
 			return nil, fmt.Errorf("configure TLS: %w", err)
@@ -82,13 +87,23 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		}
 	}
 	sdkLogger := logger.With("component", "mcp-sdk")
-	g.catalog = upstream.NewCatalog(specs, upstream.Options{
+	catalogOpts := upstream.Options{
 		Version:   Version(),
 		Owner:     requestOwner,
 		Logger:    logger,
 		SDKLogger: sdkLogger,
 		Metrics:   g.metrics,
-	})
+	}
+	if g.integrity != nil {
+		catalogOpts.Integrity = g.integrity // a nil *integrity must not become a non-nil interface
+		if g.audit != nil {
+			g.integrity.audit = g.audit
+		}
+	} else if cfg.Source != config.Default().Source {
+		logger.Warn("TOOL DEFINITIONS NOT PINNED: a changed tool description or schema reaches clients; run mcpgate pin",
+			"key", "tool_integrity", "lockfile", cfg.ToolIntegrity.Lockfile)
+	}
+	g.catalog = upstream.NewCatalog(specs, catalogOpts)
 	if len(cfg.Policy.Rules) == 0 {
 		logger.Warn("POLICY HAS NO RULES: every call is denied", "key", "policy.rules")
 	}
@@ -343,7 +358,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		g.watchPolicy(watchCtx)
+		g.watchFiles(watchCtx)
 	}()
 	defer func() { stopWatch(); <-watched }()
 

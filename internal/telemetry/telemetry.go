@@ -112,6 +112,7 @@ type Metrics struct {
 	auditLatency  prometheus.Histogram
 	restarts      *prometheus.CounterVec
 	limitKills    *prometheus.CounterVec
+	definitions   *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 }
 
@@ -151,6 +152,10 @@ func New(version string) *Metrics {
 			Help:    "Time to write one audit record to stable storage (the audit lag every request waits for).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
+		definitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_definition_problems_total",
+			Help: "Upstream definitions (tools, prompts, resource templates) that differ from the lockfile or carry a poisoned description, by upstream, kind, problem (new, changed, unreadable, finding:<rule>) and action (quarantined, reported); each counted once per definition digest.",
+		}, []string{"upstream", "kind", "problem", "action"}),
 		limitKills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpgate_sandbox_limit_kills_total",
 			Help: "Sandboxed upstream servers killed by a resource limit, by upstream and limit (memory, pids).",
@@ -174,7 +179,7 @@ func New(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo, m.requests, m.duration, m.authFailures, m.refusals,
-		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.limitKills, m.reloads,
+		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.limitKills, m.definitions, m.reloads,
 	)
 	// Known reasons start at zero so that rate() sees their first increase.
 	m.reloads.WithLabelValues("ok")
@@ -252,6 +257,19 @@ func (m *Metrics) SandboxLimitKill(upstream, limit string) {
 		return
 	}
 	m.limitKills.WithLabelValues(upstream, limit).Inc()
+}
+
+// Quarantine counts one problem found with an upstream definition; the
+// labels are config names and fixed words.
+func (m *Metrics) Quarantine(upstream, kind, problem string, quarantined bool) {
+	if m == nil {
+		return
+	}
+	action := "reported"
+	if quarantined {
+		action = "quarantined"
+	}
+	m.definitions.WithLabelValues(upstream, kind, problem, action).Inc()
 }
 
 // PolicyReload counts one policy reload attempt.

@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/yosida95/uritemplate/v3"
 
+	"github.com/mcpgate/mcpgate/internal/pin"
 	"github.com/mcpgate/mcpgate/internal/sealed"
 )
 
@@ -35,6 +38,16 @@ type Options struct {
 	Logger, SDKLogger *slog.Logger
 	// Metrics counts upstream events; nil counts nothing.
 	Metrics Metrics
+	// Integrity admits the tools, prompts and resource templates upstreams
+	// serve (the tool lockfile); nil admits all.
+	Integrity Integrity
+}
+
+// Integrity decides whether a definition an upstream serves may be
+// offered. It is asked at every listing; a definition it refuses is
+// quarantined: hidden and uncallable.
+type Integrity interface {
+	Admit(d pin.Definition) bool
 }
 
 // Catalog is the merged view of every upstream, served by one *mcp.Server.
@@ -52,6 +65,10 @@ type Catalog struct {
 	resources map[string]entry    // URI -> owner
 	templates map[string]template // URI template -> owner
 	conflicts []string            // what the last syncs refused, for Start
+	integrity Integrity
+	// defs holds what each upstream served at its last listing, admitted
+	// or not: what `mcpgate pin` pins.
+	defs map[*Upstream][]pin.Definition
 
 	cancel context.CancelFunc
 }
@@ -93,6 +110,8 @@ func NewCatalog(specs []Spec, opts Options) *Catalog {
 		prompts:   map[string]entry{},
 		resources: map[string]entry{},
 		templates: map[string]template{},
+		integrity: opts.Integrity,
+		defs:      map[*Upstream][]pin.Definition{},
 	}
 	if c.owner == nil {
 		c.owner = func(mcp.Request) string { return "" }
@@ -186,6 +205,47 @@ func (c *Catalog) Start(ctx context.Context) error {
 	return nil
 }
 
+// Definitions returns what every upstream served at its last listing,
+// admitted or quarantined, sorted by upstream, kind and name: what `mcpgate
+// pin` writes to the lockfile.
+func (c *Catalog) Definitions() []pin.Definition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []pin.Definition
+	for _, defs := range c.defs {
+		out = append(out, defs...)
+	}
+	slices.SortFunc(out, func(a, b pin.Definition) int {
+		return cmp.Or(cmp.Compare(a.Upstream, b.Upstream), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// Unlisted names the upstreams that have not been listed yet (they did not
+// start, or did not answer).
+func (c *Catalog) Unlisted() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, u := range c.upstreams {
+		if _, ok := c.defs[u]; !ok {
+			out = append(out, u.spec.Name)
+		}
+	}
+	return out
+}
+
+// Resync re-lists every upstream now (after the lockfile changed): what was
+// quarantined and is now pinned appears, and the other way round.
+func (c *Catalog) Resync() {
+	for _, u := range c.upstreams {
+		select {
+		case u.resync <- struct{}{}:
+		default: // one is pending already
+		}
+	}
+}
+
 // Close stops every upstream: children get their stdin closed, then
 // SIGTERM, then SIGKILL; remote sessions are ended.
 func (c *Catalog) Close() {
@@ -251,6 +311,19 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		u.logger.Error("catalog item refused: name collision", "kind", kind, "name", name, "other_upstream", other.spec.Name)
 	}
 
+	var defs []pin.Definition
+	// admit records d and asks the lockfile about it.
+	admit := func(kind pin.Kind, name string, v any) bool {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			u.logger.Error("catalog item refused: definition does not marshal", "kind", kind, "name", name, "error", err)
+			return false
+		}
+		d := pin.Definition{Upstream: u.spec.Name, Kind: kind, Name: name, Raw: raw}
+		defs = append(defs, d)
+		return c.integrity == nil || c.integrity.Admit(d)
+	}
+
 	keepTools := map[string]bool{}
 	for _, t := range l.tools {
 		name := exposed(u, t.Name)
@@ -260,6 +333,9 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		}
 		if err := checkTool(name, t); err != nil {
 			u.logger.Error("tool refused", "tool", t.Name, "error", err)
+			continue
+		}
+		if !admit(pin.Tool, t.Name, t) {
 			continue
 		}
 		schema, err := compileSchema(t.InputSchema)
@@ -282,6 +358,9 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		name := exposed(u, p.Name)
 		if e, ok := c.prompts[name]; ok && e.u != u {
 			conflict("prompt", name, e.u)
+			continue
+		}
+		if !admit(pin.Prompt, p.Name, p) {
 			continue
 		}
 		cp := *p
@@ -321,6 +400,9 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 			u.logger.Error("resource template refused: invalid URI template", "uri_template", t.URITemplate)
 			continue
 		}
+		if !admit(pin.ResourceTemplate, t.Name, t) {
+			continue
+		}
 		cp := *t
 		cp.Name = exposed(u, t.Name)
 		c.templates[t.URITemplate] = template{entry{u: u, name: t.URITemplate}, tmpl.Regexp()}
@@ -336,6 +418,7 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 	}
 	c.server.RemoveResourceTemplates(goneTemplates...)
 	c.conflicts = append(c.conflicts, conflicts...)
+	c.defs[u] = defs
 	u.logger.Info("upstream catalog synced", "tools", len(keepTools), "prompts", len(keepPrompts),
 		"resources", len(keepResources), "resource_templates", len(keepTemplates))
 }
