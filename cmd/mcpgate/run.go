@@ -22,6 +22,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/sandbox"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
@@ -152,6 +153,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if generatedKey != "" {
+		relaxLimits(cfg, config.BuiltinDemo, logger)
+	}
 	g, err := gateway.New(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("build gateway: %w", err)
@@ -210,6 +214,32 @@ func reloadOnHangup(g *gateway.Gateway) (stop func()) {
 		close(done)
 		<-stopped
 	}
+}
+
+// relaxLimits lets upstream name run where resource limits cannot be set
+// (an unprivileged user without a delegated cgroup) when nobody asked for
+// limits: the embedded default's demo, and `mcpgate run` without --memory
+// or --pids (a desktop user is rarely root). The server stays isolated in
+// every other way, and the lack is warned about. A config file that names
+// limits, or asks for them by default, gets no such leniency: its start
+// fails, naming the fix.
+func relaxLimits(cfg *config.Config, name string, logger *slog.Logger) {
+	caps := sandbox.Probe()
+	u, ok := cfg.Upstreams[name]
+	if !ok || caps.CgroupsErr == nil || u.InsecureNoSandbox {
+		return
+	}
+	sb := config.Sandbox{}
+	if u.Sandbox != nil {
+		sb = *u.Sandbox
+	}
+	if sb.Memory != "" || sb.Pids != "" || sb.CPU != 0 {
+		return
+	}
+	sb.Memory, sb.Pids = config.Unlimited, config.Unlimited
+	u.Sandbox = &sb
+	cfg.Upstreams[name] = u
+	logger.Warn("no writable cgroup tree: the server runs sandboxed but without memory and pids limits", "upstream", name, "error", caps.CgroupsErr)
 }
 
 // loadServeConfig picks the config: --config, else ./mcpgate.yaml, else the

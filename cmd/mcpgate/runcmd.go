@@ -247,6 +247,7 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	relaxLimits(cfg, f.name, logger)
 	// The audit log is a hash chain with one writer: a second mcpgate run
 	// on the same file (the same --name started twice) would break it.
 	unlock, err := lockAuditLog(cfg.Audit.Path)

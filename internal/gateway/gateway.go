@@ -99,7 +99,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		if g.audit != nil {
 			g.integrity.audit = g.audit
 		}
-	} else if cfg.Source != config.Default().Source {
+	} else if cfg.ToolIntegrity.Lockfile != "" {
 		logger.Warn("TOOL DEFINITIONS NOT PINNED: a changed tool description or schema reaches clients; run mcpgate pin",
 			"key", "tool_integrity", "lockfile", cfg.ToolIntegrity.Lockfile)
 	}

@@ -186,6 +186,9 @@ func plan(spec Spec) (initConfig, error) {
 			return initConfig{}, err
 		}
 	}
+	if lim := effectiveLimits(spec.Limits); lim != (cgroupLimits{}) && caps.CgroupsErr != nil {
+		return initConfig{}, fmt.Errorf("build command: resource limits need a writable cgroup tree (%v): run mcpgate as root or in a delegated cgroup, or set the sandbox's memory and pids to unlimited", caps.CgroupsErr)
+	}
 	if len(spec.Allow) > 0 {
 		if _, err := newEgressProxy(spec.Allow, nil); err != nil {
 			return initConfig{}, fmt.Errorf("build command: %w", err)
@@ -392,14 +395,7 @@ func (s *sandboxed) makeCgroup() (*cgroup, error) {
 	if s.cgroup != nil {
 		return s.cgroup, nil
 	}
-	lim := s.spec.Limits
-	if lim.MemoryBytes == 0 {
-		lim.MemoryBytes = DefaultLimits.MemoryBytes
-	}
-	if lim.Pids == 0 {
-		lim.Pids = DefaultLimits.Pids
-	}
-	cl := cgroupLimits{MemoryBytes: max(lim.MemoryBytes, 0), Pids: max(lim.Pids, 0), CPU: max(lim.CPU, 0)}
+	cl := effectiveLimits(s.spec.Limits)
 	if cl == (cgroupLimits{}) {
 		return nil, nil
 	}
@@ -409,6 +405,17 @@ func (s *sandboxed) makeCgroup() (*cgroup, error) {
 	}
 	s.cgroup = cg
 	return cg, nil
+}
+
+// effectiveLimits applies the defaults to l and drops what is unlimited.
+func effectiveLimits(l Limits) cgroupLimits {
+	if l.MemoryBytes == 0 {
+		l.MemoryBytes = DefaultLimits.MemoryBytes
+	}
+	if l.Pids == 0 {
+		l.Pids = DefaultLimits.Pids
+	}
+	return cgroupLimits{MemoryBytes: max(l.MemoryBytes, 0), Pids: max(l.Pids, 0), CPU: max(l.CPU, 0)}
 }
 
 // cgroupName makes a cgroup name (newCgroup adds "mcpgate-") from the
