@@ -140,6 +140,17 @@ type Upstream struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// CallTimeout bounds every call to this upstream.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// Tools tightens, per tool (by the upstream's own name), what mcpgate
+	// accepts as its arguments: a JSON Schema checked on top of the tool's
+	// own (both must pass), e.g. a pattern or maxLength the upstream lacks.
+	Tools map[string]ToolSettings `yaml:"tools"`
+	// MaxResultBytes caps one result of this upstream (its JSON size); a
+	// larger one is refused. Zero means DefaultMaxResultBytes.
+	MaxResultBytes int64 `yaml:"max_result_bytes"`
+	// Redact lists regular expressions (RE2) whose matches in the text of
+	// this upstream's tool results are replaced by [REDACTED] before the
+	// client sees them; each redaction is logged, counted and audited.
+	Redact []string `yaml:"redact"`
 	// Sandbox configures the isolation of a stdio upstream: what it may
 	// read and write, its network egress and its resource limits.
 	Sandbox *Sandbox `yaml:"sandbox"`

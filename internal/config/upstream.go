@@ -37,6 +37,15 @@ const (
 	DefaultCallTimeout         = 60 * time.Second
 )
 
+// ToolSettings tighten one upstream tool.
+type ToolSettings struct {
+	// Arguments is a JSON Schema the tool's arguments must also satisfy.
+	Arguments map[string]any `yaml:"arguments"`
+}
+
+// DefaultMaxResultBytes caps an upstream result unless configured.
+const DefaultMaxResultBytes = 4 << 20
+
 // UpstreamAuth is the credentials the gateway holds for a url upstream.
 type UpstreamAuth struct {
 	// Bearer is sent as "Authorization: Bearer ..."; it must be a secret
@@ -117,6 +126,7 @@ func (u *Upstream) applyDefaults() {
 	setDefault(&u.MaxInstances, DefaultMaxInstances)
 	setDefault(&u.IdleTimeout, DefaultUpstreamIdleTimeout)
 	setDefault(&u.CallTimeout, DefaultCallTimeout)
+	setDefault(&u.MaxResultBytes, DefaultMaxResultBytes)
 }
 
 // resolvePaths makes u's relative paths relative to dir: Dir, the TLS files
@@ -276,6 +286,21 @@ func (u Upstream) validate(name, key string, add addFunc) {
 	}
 	if u.CallTimeout <= 0 {
 		add(key+".call_timeout", "must be positive")
+	}
+	if u.MaxResultBytes < 1 {
+		add(key+".max_result_bytes", "must be positive")
+	}
+	for i, r := range u.Redact {
+		if _, err := regexp.Compile(r); err != nil {
+			add(fmt.Sprintf("%s.redact[%d]", key, i), "not a regular expression: %v", err)
+		} else if regexp.MustCompile(r).MatchString("") {
+			add(fmt.Sprintf("%s.redact[%d]", key, i), "%q matches the empty string: it would redact everywhere", r)
+		}
+	}
+	for _, tool := range slices.Sorted(maps.Keys(u.Tools)) {
+		if u.Tools[tool].Arguments == nil {
+			add(key+".tools."+tool+".arguments", "required: a JSON Schema the arguments must also satisfy")
+		}
 	}
 	if !stdio && u.InsecureNoSandbox {
 		add(key+".insecure_no_sandbox", "applies to stdio upstreams (builtin or command) only")

@@ -94,6 +94,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		SDKLogger: sdkLogger,
 		Metrics:   g.metrics,
 	}
+	catalogOpts.Redacted = g.redacted
 	if g.integrity != nil {
 		catalogOpts.Integrity = g.integrity // a nil *integrity must not become a non-nil interface
 		if g.audit != nil {

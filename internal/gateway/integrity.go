@@ -153,6 +153,22 @@ func (i *integrity) reload() error {
 	return nil
 }
 
+// redacted counts and audits a tool result from which configured secret
+// patterns were removed (the catalog has logged it).
+func (g *Gateway) redacted(upstream, tool string, n int) {
+	g.metrics.Redaction(upstream)
+	if g.audit == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev := audit.Event{Time: time.Now().UTC(), Principal: "mcpgate", Method: "mcpgate/redaction", Upstream: upstream,
+		Name: tool, Decision: audit.Allow, Reason: fmt.Sprintf("%d matches redacted from the result", n)}
+	if err := g.audit.Append(ctx, ev); err != nil {
+		g.logger.Error("audit record of a redaction not written", "error", err)
+	}
+}
+
 // ReloadLockfile re-reads the tool lockfile (after `mcpgate pin`) and
 // re-lists every upstream. Without tool integrity it does nothing.
 func (g *Gateway) ReloadLockfile() error {

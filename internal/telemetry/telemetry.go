@@ -113,6 +113,7 @@ type Metrics struct {
 	restarts      *prometheus.CounterVec
 	limitKills    *prometheus.CounterVec
 	definitions   *prometheus.CounterVec
+	redactions    *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 }
 
@@ -156,6 +157,10 @@ func New(version string) *Metrics {
 			Name: "mcpgate_definition_problems_total",
 			Help: "Upstream definitions (tools, prompts, resource templates) that differ from the lockfile or carry a poisoned description, by upstream, kind, problem (new, changed, unreadable, finding:<rule>) and action (quarantined, reported); each counted once per definition digest.",
 		}, []string{"upstream", "kind", "problem", "action"}),
+		redactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpgate_result_redactions_total",
+			Help: "Tool results from which configured secret patterns (upstreams.<name>.redact) were removed, by upstream.",
+		}, []string{"upstream"}),
 		limitKills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpgate_sandbox_limit_kills_total",
 			Help: "Sandboxed upstream servers killed by a resource limit, by upstream and limit (memory, pids).",
@@ -179,7 +184,7 @@ func New(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo, m.requests, m.duration, m.authFailures, m.refusals,
-		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.limitKills, m.definitions, m.reloads,
+		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.limitKills, m.definitions, m.redactions, m.reloads,
 	)
 	// Known reasons start at zero so that rate() sees their first increase.
 	m.reloads.WithLabelValues("ok")
@@ -270,6 +275,14 @@ func (m *Metrics) Quarantine(upstream, kind, problem string, quarantined bool) {
 		action = "quarantined"
 	}
 	m.definitions.WithLabelValues(upstream, kind, problem, action).Inc()
+}
+
+// Redaction counts one redacted tool result.
+func (m *Metrics) Redaction(upstream string) {
+	if m == nil {
+		return
+	}
+	m.redactions.WithLabelValues(upstream).Inc()
 }
 
 // PolicyReload counts one policy reload attempt.

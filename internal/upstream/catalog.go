@@ -41,6 +41,9 @@ type Options struct {
 	// Integrity admits the tools, prompts and resource templates upstreams
 	// serve (the tool lockfile); nil admits all.
 	Integrity Integrity
+	// Redacted is told of every result redaction (n matches replaced);
+	// nil ignores them.
+	Redacted func(upstream, tool string, n int)
 }
 
 // Integrity decides whether a definition an upstream serves may be
@@ -66,6 +69,7 @@ type Catalog struct {
 	templates map[string]template // URI template -> owner
 	conflicts []string            // what the last syncs refused, for Start
 	integrity Integrity
+	redacted  func(upstream, tool string, n int)
 	// defs holds what each upstream served at its last listing, admitted
 	// or not: what `mcpgate pin` pins.
 	defs map[*Upstream][]pin.Definition
@@ -78,7 +82,8 @@ type Catalog struct {
 type entry struct {
 	u      *Upstream
 	name   string
-	schema *jsonschema.Resolved // a tool's compiled input schema
+	schema *jsonschema.Resolved // a tool's compiled input schema (tightened by config)
+	output *jsonschema.Resolved // a tool's compiled output schema, if it declares one
 }
 
 // template is a resource template's owner and its matcher.
@@ -111,6 +116,7 @@ func NewCatalog(specs []Spec, opts Options) *Catalog {
 		resources: map[string]entry{},
 		templates: map[string]template{},
 		integrity: opts.Integrity,
+		redacted:  opts.Redacted,
 		defs:      map[*Upstream][]pin.Definition{},
 	}
 	if c.owner == nil {
@@ -338,16 +344,28 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		if !admit(pin.Tool, t.Name, t) {
 			continue
 		}
-		schema, err := compileSchema(t.InputSchema)
+		input := t.InputSchema
+		if tighter, ok := u.spec.Tighten[t.Name]; ok {
+			// Both must pass: the upstream's schema and the operator's.
+			input = map[string]any{"allOf": []any{t.InputSchema, tighter}}
+		}
+		schema, err := compileSchema(input)
 		if err != nil {
 			// Quarantined: without a schema its calls could not be
 			// validated, and none goes through unvalidated.
 			u.logger.Error("tool quarantined: its input schema does not compile", "tool", t.Name, "error", err)
 			continue
 		}
+		var output *jsonschema.Resolved
+		if t.OutputSchema != nil {
+			if output, err = compileSchema(t.OutputSchema); err != nil {
+				u.logger.Error("tool quarantined: its output schema does not compile", "tool", t.Name, "error", err)
+				continue
+			}
+		}
 		cp := *t
 		cp.Name = name
-		c.tools[name] = entry{u, t.Name, schema}
+		c.tools[name] = entry{u, t.Name, schema, output}
 		keepTools[name] = true
 		c.server.AddTool(&cp, c.callTool(u, t.Name))
 	}

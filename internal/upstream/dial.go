@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"mime"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -58,13 +60,36 @@ func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, er
 	for _, name := range names {
 		u := cfg.Upstreams[name]
 		spec := Spec{
-			Name:         name,
-			Namespace:    u.UpstreamNamespace(name),
-			OnDemand:     u.Start == config.StartOnDemand,
-			PerPrincipal: u.Instances == config.InstancesPerPrincipal,
-			MaxInstances: u.MaxInstances,
-			IdleTimeout:  u.IdleTimeout,
-			CallTimeout:  u.CallTimeout,
+			Name:           name,
+			Namespace:      u.UpstreamNamespace(name),
+			OnDemand:       u.Start == config.StartOnDemand,
+			PerPrincipal:   u.Instances == config.InstancesPerPrincipal,
+			MaxInstances:   u.MaxInstances,
+			IdleTimeout:    u.IdleTimeout,
+			CallTimeout:    u.CallTimeout,
+			MaxResultBytes: u.MaxResultBytes,
+		}
+		for _, r := range u.Redact {
+			re, err := regexp.Compile(r)
+			if err != nil {
+				return nil, fmt.Errorf("upstreams.%s.redact: %w", name, err)
+			}
+			spec.Redact = append(spec.Redact, re)
+		}
+		for tool, settings := range u.Tools {
+			raw, err := json.Marshal(settings.Arguments)
+			if err == nil {
+				// Compiled alone now, so that a broken one stops the start
+				// rather than quarantining the tool later.
+				_, err = compileSchema(json.RawMessage(raw))
+			}
+			if err != nil {
+				return nil, fmt.Errorf("upstreams.%s.tools.%s.arguments: %w", name, tool, err)
+			}
+			if spec.Tighten == nil {
+				spec.Tighten = map[string]json.RawMessage{}
+			}
+			spec.Tighten[tool] = raw
 		}
 		var err error
 		if u.IsRemote() {

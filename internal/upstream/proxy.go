@@ -32,9 +32,72 @@ func (c *Catalog) callTool(u *Upstream, name string) mcp.ToolHandler {
 		if err != nil {
 			return nil, err
 		}
+		if err := c.checkResult(u, name, req.Params.Name, res); err != nil {
+			return nil, err
+		}
 		res.RequestState = state
 		return res, nil
 	}
+}
+
+// checkResult applies the gateway's rules to a tool's result before the
+// client sees it: configured secrets are redacted from its text, its
+// structuredContent must match the tool's output schema, and its size must
+// be within the upstream's cap. exposed is the client's name for the tool.
+func (c *Catalog) checkResult(u *Upstream, name, exposed string, res *mcp.CallToolResult) error {
+	if len(u.spec.Redact) > 0 {
+		n := 0
+		for _, content := range res.Content {
+			if t, ok := content.(*mcp.TextContent); ok {
+				for _, re := range u.spec.Redact {
+					t.Text = re.ReplaceAllStringFunc(t.Text, func(string) string { n++; return "[REDACTED]" })
+				}
+			}
+		}
+		if n > 0 {
+			u.logger.Warn("tool result redacted", "tool", name, "matches", n)
+			if c.redacted != nil {
+				c.redacted(u.spec.Name, name, n)
+			}
+		}
+	}
+	if res.InputRequests == nil && !res.IsError {
+		c.mu.Lock()
+		e := c.tools[exposed]
+		c.mu.Unlock()
+		if e.output != nil {
+			if res.StructuredContent == nil {
+				return badResult(u, name, "it declares an output schema but returned no structuredContent")
+			}
+			var instance any
+			b, err := json.Marshal(res.StructuredContent)
+			if err == nil {
+				err = json.Unmarshal(b, &instance)
+			}
+			if err == nil {
+				err = e.output.Validate(instance)
+			}
+			if err != nil {
+				return badResult(u, name, fmt.Sprintf("its structuredContent does not match its output schema: %v", err))
+			}
+		}
+	}
+	if limit := u.spec.MaxResultBytes; limit > 0 {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return badResult(u, name, "its result does not marshal")
+		}
+		if int64(len(b)) > limit {
+			return badResult(u, name, fmt.Sprintf("its result is %d bytes, over the cap of %d (upstreams.%s.max_result_bytes)", len(b), limit, u.spec.Name))
+		}
+	}
+	return nil
+}
+
+// badResult is the error a client gets for a result the gateway refused.
+func badResult(u *Upstream, tool, why string) error {
+	u.logger.Warn("tool result refused", "tool", tool, "reason", why)
+	return &jsonrpc.Error{Code: CodeBadResult, Message: fmt.Sprintf("result of tool %q of upstream %q refused: %s", tool, u.spec.Name, why)}
 }
 
 // getPrompt forwards a prompts/get to the prompt name on u.

@@ -17,12 +17,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -55,6 +57,13 @@ type Spec struct {
 	IdleTimeout time.Duration
 	// CallTimeout bounds every call; past it the call is cancelled upstream.
 	CallTimeout time.Duration
+	// Tighten holds, by the upstream's own tool name, a JSON Schema the
+	// arguments must satisfy on top of the tool's own.
+	Tighten map[string]json.RawMessage
+	// MaxResultBytes caps one result's JSON size; zero means no cap.
+	MaxResultBytes int64
+	// Redact's matches in results' text are replaced by [REDACTED].
+	Redact []*regexp.Regexp
 }
 
 // Instance describes the instance a Dial is for.
@@ -79,6 +88,7 @@ type Instance struct {
 const (
 	CodeUnavailable = -31503 // the upstream is down, restarting or at capacity
 	CodeTimeout     = -31504 // the upstream did not answer within call_timeout
+	CodeBadResult   = -31502 // the upstream's result broke the gateway's rules (output schema, size)
 )
 
 // unavailable is the error a caller gets when an upstream cannot take a call.
