@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,10 @@ type integrity struct {
 
 	mu       sync.Mutex
 	reported map[string]bool // upstream/kind/name/digest/problem already reported
+	// crossBlocked holds the definitions (upstream/kind/name) that the
+	// checks across upstreams (shadowing, tool references) flagged, when
+	// findings block.
+	crossBlocked map[string]bool
 }
 
 // maxReported bounds the memory of what was reported: past it, problems are
@@ -100,7 +105,51 @@ func (i *integrity) Admit(d pin.Definition) bool {
 			admit = false
 		}
 	}
+	i.mu.Lock()
+	if i.crossBlocked[defKey(d)] {
+		admit = false
+	}
+	i.mu.Unlock()
 	return admit
+}
+
+// crossUpstream are the finding rules that compare upstreams: Admit sees
+// one definition at a time, Review sees them all.
+var crossUpstream = map[string]bool{pin.RuleShadowing: true, pin.RuleToolReference: true}
+
+// Review implements upstream.Integrity: it runs the checks across
+// upstreams over everything listed, reports what they find, and with
+// findings: block says whether the set of definitions they quarantine
+// changed (the catalog then re-lists, and Admit refuses them).
+func (i *integrity) Review(all []pin.Definition) bool {
+	byKey := make(map[string]pin.Definition, len(all))
+	for _, d := range all {
+		byKey[defKey(d)] = d
+	}
+	blocked := map[string]bool{}
+	for _, f := range pin.Findings(all) {
+		if !crossUpstream[f.Rule] {
+			continue
+		}
+		d, ok := byKey[defKey(pin.Definition{Upstream: f.Upstream, Kind: f.Kind, Name: f.Name})]
+		if !ok {
+			continue
+		}
+		digest, _ := pin.Digest(d.Kind, d.Raw)
+		i.report(d, "finding:"+f.Rule, digest, i.block, "poisoned description", "rule", f.Rule, "detail", f.Detail)
+		if i.block {
+			blocked[defKey(d)] = true
+		}
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	changed := !maps.Equal(i.crossBlocked, blocked)
+	i.crossBlocked = blocked
+	return changed
+}
+
+func defKey(d pin.Definition) string {
+	return d.Upstream + "\x00" + string(d.Kind) + "\x00" + d.Name
 }
 
 // report logs, counts and audits one problem with d, once per digest.

@@ -175,3 +175,25 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestShadowingBlocks: a tool that shadows another upstream's (equal up
+// to case) is caught by the checks across upstreams and, with findings:
+// block, quarantined at run time, not only reported by pin and check.
+func TestShadowingBlocks(t *testing.T) {
+	tg := newTestGateway(t, func(c *config.Config) {
+		withTestServerSettings(func(u *config.Upstream) {
+			u.Env["SHADOW"] = config.Value{Literal: "1"}
+		})(c)
+		c.ToolIntegrity = config.ToolIntegrity{Lockfile: filepath.Join(t.TempDir(), "none.lock"), Mode: config.IntegrityWarn, Findings: config.IntegrityBlock}
+	})
+	waitFor(t, "the look-alike quarantined", func() bool {
+		_, b := tg.post(t, tg.keyA, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
+		return strings.Contains(string(b), `"pid"`) && !strings.Contains(string(b), `"Echo"`)
+	})
+	if msg := unknownCall(t, tg, "Echo"); msg != `unknown tool "Echo"` {
+		t.Errorf("call of the look-alike: %s", msg)
+	}
+	if m := scrape(t, tg.Gateway); !strings.Contains(m, `problem="finding:shadowing",upstream="t"} 1`) {
+		t.Errorf("shadowing not counted:\n%s", grepLines(m, "mcpgate_definition_problems_total"))
+	}
+}

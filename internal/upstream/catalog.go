@@ -51,6 +51,10 @@ type Options struct {
 // quarantined: hidden and uncallable.
 type Integrity interface {
 	Admit(d pin.Definition) bool
+	// Review sees every upstream's definitions after a listing, for the
+	// checks that compare upstreams; true asks for a re-listing (its
+	// verdicts changed what Admit says).
+	Review(all []pin.Definition) bool
 }
 
 // Catalog is the merged view of every upstream, served by one *mcp.Server.
@@ -303,10 +307,20 @@ type lists struct {
 // lists changed). An item whose name another upstream already serves is
 // refused, logged and remembered as a conflict.
 func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) {
+	if !c.syncLists(ctx, u, cs) {
+		return
+	}
+	if c.integrity != nil && c.integrity.Review(c.Definitions()) {
+		c.Resync()
+	}
+}
+
+// syncLists is sync's listing and update; false if the listing failed.
+func (c *Catalog) syncLists(ctx context.Context, u *Upstream, cs *mcp.ClientSession) bool {
 	l, err := fetchLists(ctx, cs)
 	if err != nil {
 		u.logger.Error("list upstream catalog", "error", err)
-		return
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -439,6 +453,7 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 	c.defs[u] = defs
 	u.logger.Info("upstream catalog synced", "tools", len(keepTools), "prompts", len(keepPrompts),
 		"resources", len(keepResources), "resource_templates", len(keepTemplates))
+	return true
 }
 
 // removeGone deletes u's items that are not in keep from m and returns their keys.
