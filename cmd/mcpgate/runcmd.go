@@ -248,13 +248,6 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	relaxLimits(cfg, f.name, logger)
-	// The audit log is a hash chain with one writer: a second mcpgate run
-	// on the same file (the same --name started twice) would break it.
-	unlock, err := lockAuditLog(cfg.Audit.Path)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	g, err := gateway.New(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("build gateway: %w", err)

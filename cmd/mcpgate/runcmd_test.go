@@ -262,7 +262,7 @@ func TestRunRefusesASecondWriterOfItsAuditLog(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	code, _, errOut := runCLI(t, "run", "--", self, "demo")
-	if code != exitError || !strings.Contains(errOut, "in use by another mcpgate run") || !strings.Contains(errOut, "--name") {
+	if code != exitError || !strings.Contains(errOut, "in use by another mcpgate") || !strings.Contains(errOut, "--name") {
 		t.Fatalf("second run on the same log: code %d, %q", code, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(state, "mcpgate", "audit-run-run.jsonl")); err != nil {

@@ -532,3 +532,41 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestOneWriter: a log is locked while open: a second writer (another
+// mcpgate on the same audit.path) is refused rather than allowed to fork
+// the chain; after Close the log opens again and still verifies.
+func TestOneWriter(t *testing.T) {
+	s, v, _ := newKeys(t)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	first, err := Open(path, s, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Append(context.Background(), event(0)); err != nil {
+		t.Fatal(err)
+	}
+	if second, err := Open(path, s, Options{Logger: quiet}); err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "in use by another mcpgate") {
+		if second != nil {
+			second.Close()
+		}
+		t.Fatalf("second writer: %v, want refused as in use", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(path, s, Options{Logger: quiet})
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	if err := again.Append(context.Background(), event(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if _, err := Verify(bytes.NewReader(b), v); err != nil {
+		t.Errorf("log after two writers in turn: %v", err)
+	}
+}

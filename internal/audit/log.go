@@ -106,6 +106,10 @@ func Open(path string, signer note.Signer, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrUnavailable, path, err)
 	}
+	if err := lockFile(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
 	l := &Log{path: path, signer: signer, opts: opts, osFile: f, origin: opts.Origin}
 	if err := l.recover(); err != nil {
 		f.Close()
