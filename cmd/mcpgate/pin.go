@@ -132,46 +132,45 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // checkLockfile reports, for `mcpgate check`, the tool lockfile's state and
-// the poisoned descriptions among the pinned definitions; it returns the
-// number of errors.
-func checkLockfile(configPath string, cfg *config.Config, stdout io.Writer) int {
+// the poisoned descriptions among the pinned definitions.
+func checkLockfile(r *checkReport, cfg *config.Config) {
+	const key = "tool_integrity.lockfile"
 	ti := cfg.ToolIntegrity
 	mode := ti.EffectiveMode()
 	if mode == config.IntegrityOff {
 		if len(cfg.Upstreams) > 0 {
-			fmt.Fprintf(stdout, "warning: %s: tool_integrity: no lockfile (%s): a changed tool description or schema reaches clients; mcpgate pin writes it\n", configPath, ti.Lockfile)
+			r.add(severityWarning, "tool_integrity", "no lockfile (%s): a changed tool description or schema reaches clients; mcpgate pin writes it", ti.Lockfile)
 		}
-		return 0
+		return
 	}
 	data, err := os.ReadFile(ti.Lockfile)
 	if errors.Is(err, fs.ErrNotExist) && mode == config.IntegrityWarn {
-		fmt.Fprintf(stdout, "warning: %s: tool_integrity: mode warn and no lockfile yet: every definition will be reported as new\n", configPath)
-		return 0
+		r.add(severityWarning, "tool_integrity.mode", "warn and no lockfile yet: every definition will be reported as new")
+		return
 	}
 	if err != nil {
-		fmt.Fprintf(stdout, "error: %s: tool_integrity.lockfile: %v (mcpgate pin writes it)\n", configPath, err)
-		return 1
+		r.add(severityError, key, "%v (mcpgate pin writes it)", err)
+		return
 	}
 	lock, err := pin.Parse(data)
 	if err != nil {
-		fmt.Fprintf(stdout, "error: %s: tool_integrity.lockfile: %s: %v\n", configPath, ti.Lockfile, err)
-		return 1
+		r.add(severityError, key, "%s: %v", ti.Lockfile, err)
+		return
 	}
 	entries := lock.Entries()
 	defs := make([]pin.Definition, 0, len(entries))
 	for _, e := range entries {
 		if _, ok := cfg.Upstreams[e.Upstream]; !ok {
-			fmt.Fprintf(stdout, "warning: %s: tool_integrity.lockfile pins %s %s of upstream %q, which the config does not have\n", configPath, e.Kind, e.Name, e.Upstream)
+			r.add(severityWarning, key, "pins %s %s of upstream %q, which the config does not have", e.Kind, e.Name, e.Upstream)
 		}
 		defs = append(defs, pin.Definition{Upstream: e.Upstream, Kind: e.Kind, Name: e.Name, Raw: e.Definition})
 	}
-	severity := "warning"
-	if ti.Findings == config.IntegrityBlock {
-		severity = "quarantined"
-	}
 	for _, f := range pin.Findings(defs) {
-		fmt.Fprintf(stdout, "%s: %s: %s %s %s: %s: %s\n", severity, configPath, f.Upstream, f.Kind, f.Name, f.Rule, f.Detail)
+		what := "reported"
+		if ti.Findings == config.IntegrityBlock {
+			what = "quarantined"
+		}
+		r.add(severityWarning, "upstreams."+f.Upstream, "%s %s: %s (%s): %s", f.Kind, f.Name, f.Rule, what, f.Detail)
 	}
-	fmt.Fprintf(stdout, "lockfile: %s: %s: %d definitions pinned (mode %s)\n", configPath, ti.Lockfile, len(entries), mode)
-	return 0
+	r.add(severityInfo, key, "%s: %d definitions pinned (mode %s)", ti.Lockfile, len(entries), mode)
 }

@@ -9,12 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"syscall"
 
 	"golang.org/x/mod/sumdb/note"
@@ -23,7 +21,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
-	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
 // Exit codes.
@@ -48,7 +45,7 @@ usage:
               [--memory SIZE] [--pids N] [--cpu CORES] [--env NAME[=VALUE]] [--name NAME] -- COMMAND [ARGS...]
                                                   run one stdio MCP server in the sandbox and serve it over
                                                   stdin/stdout (what a desktop client's config launches)
-  mcpgate check --config FILE                     validate a config; exit non-zero on errors
+  mcpgate check --config FILE [--json]            validate a config and report its weakenings; exit non-zero on errors
   mcpgate pin --config FILE [--lockfile PATH]     start every upstream and write the tool lockfile (mcpgate.lock)
   mcpgate policy explain --config FILE --principal ID --tool NAME [--args JSON]
                                                   show the policy's decision and the rule that made it
@@ -342,73 +339,6 @@ Try it:
     -d '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
 
 `, url, key, auditPath, auditPath, filepath.Join(filepath.Dir(auditPath), "audit.pub"), url, key)
-}
-
-func check(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
-	configPath := fs.String("config", "", "config file to check (required)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *configPath == "" {
-		return usageError{"check: --config FILE is required"}
-	}
-	cfg, err := config.Load(*configPath)
-	var ps config.Problems
-	if errors.As(err, &ps) {
-		for _, p := range ps {
-			fmt.Fprintf(stdout, "error: %s\n", p)
-		}
-		return fmt.Errorf("check %s: %d error(s)", *configPath, len(ps))
-	}
-	if err != nil {
-		return err
-	}
-	findings, err := policyFindings(cfg)
-	if err != nil {
-		fmt.Fprintf(stdout, "error: %s: %v\n", *configPath, err)
-		return fmt.Errorf("check %s: the policy does not compile", *configPath)
-	}
-	if cfg.Auth.InsecureDisableAuth {
-		fmt.Fprintf(stdout, "warning: %s: auth.insecure_disable_auth: authentication is disabled; any local process can call every tool\n", *configPath)
-	}
-	if cfg.Listen.InsecurePlaintext && !config.IsLoopbackAddress(cfg.Listen.Address) {
-		fmt.Fprintf(stdout, "warning: %s: listen.insecure_plaintext: serving plaintext on a non-loopback address; only safe behind a TLS-terminating proxy\n", *configPath)
-	}
-	if j := cfg.Auth.JWT; j != nil && j.InsecureAllowHTTPLoopbackIssuer {
-		fmt.Fprintf(stdout, "warning: %s: auth.jwt.insecure_allow_http_loopback_issuer: JWT keys may be fetched over plain http from loopback; for tests and development only\n", *configPath)
-	}
-	if cfg.Audit.Path == "" {
-		fmt.Fprintf(stdout, "warning: %s: audit.path: the audit log is off; calls are not recorded\n", *configPath)
-	}
-	sandboxErrors := 0
-	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
-		u := cfg.Upstreams[name]
-		switch {
-		case u.InsecureNoSandbox:
-			fmt.Fprintf(stdout, "warning: %s: upstreams.%s.insecure_no_sandbox: this upstream runs unsandboxed, with the gateway's user, files and network\n", *configPath, name)
-		case u.IsStdio():
-			line, err := upstream.SandboxSummary(name, u, gateway.BuiltinCommand)
-			if err != nil {
-				fmt.Fprintf(stdout, "error: %s: %v\n", *configPath, err)
-				sandboxErrors++
-				continue
-			}
-			fmt.Fprintf(stdout, "sandbox: %s: upstreams.%s: %s\n", *configPath, name, line)
-		}
-		if u.InsecurePlaintext {
-			fmt.Fprintf(stdout, "warning: %s: upstreams.%s.insecure_plaintext: calls and the upstream's credentials cross the network unencrypted\n", *configPath, name)
-		}
-	}
-	for _, f := range findings {
-		fmt.Fprintf(stdout, "warning: %s: %s\n", *configPath, f)
-	}
-	integrityErrors := checkLockfile(*configPath, cfg, stdout)
-	if sandboxErrors+integrityErrors > 0 {
-		return fmt.Errorf("check %s: %d error(s) (sandbox: %d, lockfile: %d)", *configPath, sandboxErrors+integrityErrors, sandboxErrors, integrityErrors)
-	}
-	fmt.Fprintf(stdout, "%s: ok\n", *configPath)
-	return nil
 }
 
 func keys(args []string, stdout, stderr io.Writer) error {

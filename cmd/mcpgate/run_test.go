@@ -33,7 +33,7 @@ func TestCheck(t *testing.T) {
 	}
 	code, out, _ = runCLI(t, "check", "--config", "../../examples/conformance.yaml")
 	if code != exitOK || !strings.Contains(out, "warning:") || !strings.Contains(out, "auth.insecure_disable_auth") ||
-		!strings.Contains(out, "upstreams.demo: full isolation (") {
+		!strings.Contains(out, "upstreams.demo.sandbox: full isolation (") {
 		t.Fatalf("check conformance.yaml: code %d, out %q; want ok with a warning", code, out)
 	}
 
@@ -258,7 +258,7 @@ func TestCheckSandbox(t *testing.T) {
 	}
 	os.Chmod(dir, 0o777)
 	code, out, _ = runCLI(t, "check", "--config", cfg)
-	if code != exitOK || !strings.Contains(out, "upstreams.files: full isolation (") || !strings.Contains(out, "memory 256MiB, pids 256; network none") {
+	if code != exitOK || !strings.Contains(out, "upstreams.files.sandbox: full isolation (") || !strings.Contains(out, "memory 256MiB, pids 256; network none") {
 		t.Fatalf("check with a writable grant: code %d, out %q", code, out)
 	}
 }

@@ -50,7 +50,7 @@ func TestCheckWarnsAboutPlaintext(t *testing.T) {
 	}
 	// No warning: TLS, auth, audit, the demo sandboxed and pinned.
 	code, out, _ = runCLI(t, "check", "--config", "../../examples/tls.yaml")
-	if code != exitOK || strings.Contains(out, "warning:") || !strings.Contains(out, "upstreams.demo: full isolation (") ||
+	if code != exitOK || strings.Contains(out, "warning:") || !strings.Contains(out, "upstreams.demo.sandbox: full isolation (") ||
 		!strings.Contains(out, "definitions pinned (mode enforce)") {
 		t.Fatalf("check tls.yaml: code %d, out %q; want ok without a warning", code, out)
 	}
