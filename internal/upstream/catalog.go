@@ -311,6 +311,11 @@ func (c *Catalog) sync(ctx context.Context, u *Upstream, cs *mcp.ClientSession) 
 		return
 	}
 	if c.integrity != nil && c.integrity.Review(c.Definitions()) {
+		// The verdicts changed: this upstream is re-listed now, through
+		// the session at hand (its instance may not count as up yet, and
+		// a queued re-listing would then be skipped), the others through
+		// their sync loops.
+		c.syncLists(ctx, u, cs)
 		c.Resync()
 	}
 }
