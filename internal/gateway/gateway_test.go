@@ -36,6 +36,12 @@ type testGateway struct {
 
 func newTestGateway(t testing.TB, edit func(*config.Config)) *testGateway {
 	t.Helper()
+	return newLoggedTestGateway(t, edit, slog.New(slog.DiscardHandler))
+}
+
+// newLoggedTestGateway is newTestGateway with the gateway logging to logger.
+func newLoggedTestGateway(t testing.TB, edit func(*config.Config), logger *slog.Logger) *testGateway {
+	t.Helper()
 	keyA, digestA := authn.NewKey()
 	keyB, digestB := authn.NewKey()
 	cfg := config.Default()
@@ -49,7 +55,7 @@ func newTestGateway(t testing.TB, edit func(*config.Config)) *testGateway {
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatalf("test config invalid: %v", ps)
 	}
-	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	g, err := New(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
