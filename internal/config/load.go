@@ -125,22 +125,25 @@ func (c *Config) resolvePaths(dir string) {
 	if t := c.Listen.TLS; t != nil {
 		paths = append(paths, &t.Cert, &t.Key, &t.ClientCA)
 	}
-	for _, p := range paths {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
-	for name, u := range c.Upstreams {
-		u.resolvePaths(dir)
-		c.Upstreams[name] = u
-	}
 	// The lockfile lives beside the config by default, like go.sum beside
 	// go.mod; the embedded default has none.
 	if c.ToolIntegrity.Lockfile == "" {
 		c.ToolIntegrity.Lockfile = DefaultLockfile
 	}
-	if !filepath.IsAbs(c.ToolIntegrity.Lockfile) {
-		c.ToolIntegrity.Lockfile = filepath.Join(dir, c.ToolIntegrity.Lockfile)
+	paths = append(paths, &c.ToolIntegrity.Lockfile)
+	for _, p := range paths {
+		absIn(dir, p)
+	}
+	for name, u := range c.Upstreams {
+		u.resolvePaths(dir)
+		c.Upstreams[name] = u
+	}
+}
+
+// absIn makes *p, if relative, relative to dir.
+func absIn(dir string, p *string) {
+	if *p != "" && !filepath.IsAbs(*p) {
+		*p = filepath.Join(dir, *p)
 	}
 }
 

@@ -79,10 +79,8 @@ func (n *SandboxNetwork) UnmarshalYAML(node *yaml.Node) error {
 
 func (s *Sandbox) resolvePaths(dir string) {
 	for _, list := range [][]string{s.Read, s.Write} {
-		for i, p := range list {
-			if p != "" && !filepath.IsAbs(p) {
-				list[i] = filepath.Join(dir, p)
-			}
+		for i := range list {
+			absIn(dir, &list[i])
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -133,11 +132,7 @@ func (u *Upstream) applyDefaults() {
 // and file: secret references. Command[0] stays as written (it may be a bare
 // program name looked up in PATH).
 func (u *Upstream) resolvePaths(dir string) {
-	abs := func(p *string) {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
+	abs := func(p *string) { absIn(dir, p) }
 	absRef := func(v *Value) {
 		if kind, target, err := secret.ParseRef(v.Secret); err == nil && kind == secret.KindFile {
 			abs(&target)
