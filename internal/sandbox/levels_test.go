@@ -3,7 +3,6 @@
 package sandbox
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -147,7 +146,7 @@ func probeWeak() {
 	}
 	report("connect host", outcome(err))
 	proxy := strings.TrimPrefix(os.Getenv("HTTPS_PROXY"), "http://")
-	report("proxy allowed", connectThrough(proxy, os.Getenv("ALLOWED_ADDR")))
+	report("proxy allowed", tunnelGet(proxy, os.Getenv("ALLOWED_ADDR")))
 	report("unshare user", outcome(errnoErr(rawUnshare(unix.CLONE_NEWUSER))))
 	_, _, e := unix.RawSyscall(unix.SYS_PTRACE, unix.PTRACE_ATTACH, uintptr(os.Getppid()), 0)
 	report("ptrace attach parent", outcome(errnoErr(e)))
@@ -165,38 +164,6 @@ func probeWeak() {
 func rawUnshare(flags uintptr) unix.Errno {
 	_, _, e := unix.RawSyscall(unix.SYS_UNSHARE, flags, 0, 0)
 	return e
-}
-
-// connectThrough opens a CONNECT tunnel through proxy and reports the
-// status of a GET through it.
-func connectThrough(proxy, target string) string {
-	if proxy == "" {
-		return "no proxy configured"
-	}
-	c, err := net.DialTimeout("tcp", proxy, 5*time.Second)
-	if err != nil {
-		return outcome(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n")); err != nil {
-		return outcome(err)
-	}
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		return outcome(err)
-	}
-	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
-		return strings.SplitN(string(buf[:n]), "\r\n", 2)[0]
-	}
-	c.Write([]byte("GET / HTTP/1.1\r\nHost: " + target + "\r\nConnection: close\r\n\r\n"))
-	n, _ = c.Read(buf)
-	fields := strings.Fields(string(buf[:n]))
-	if len(fields) < 2 {
-		return "no answer"
-	}
-	return fields[1]
 }
 
 // TestReadGrantCoversItsSubmounts: a read grant whose host directory has
