@@ -48,7 +48,7 @@ func pinCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("pin: %w", err)
 	}
-	old, err := readOldLock(path)
+	old, err := readOldLock(path, stderr)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func pinCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // readOldLock reads the lockfile being replaced; none is an empty one.
-func readOldLock(path string) (*pin.Lock, error) {
+func readOldLock(path string, stderr io.Writer) (*pin.Lock, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return pin.NewLock(nil)
@@ -96,7 +96,7 @@ func readOldLock(path string) (*pin.Lock, error) {
 	lock, err := pin.Parse(data)
 	if err != nil {
 		// A broken lockfile is replaced, but said so: its diff is lost.
-		fmt.Fprintf(os.Stderr, "mcpgate pin: the previous lockfile does not parse (%v); it is replaced\n", err)
+		fmt.Fprintf(stderr, "mcpgate pin: the previous lockfile does not parse (%v); it is replaced\n", err)
 		return pin.NewLock(nil)
 	}
 	return lock, nil
