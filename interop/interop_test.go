@@ -104,12 +104,18 @@ func (g *gateway) logTail(lines int) string {
 // SIGTERM at the end of the test and must exit cleanly.
 func startGateway(t *testing.T, configYAML string) *gateway {
 	t.Helper()
-	addr := freeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "mcpgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(mcpgateBin, "serve", "--config", cfgPath, "--listen", addr, "--admin", "127.0.0.1:0")
+	return startGatewayProcess(t, mcpgateBin, cfgPath, freeAddr(t))
+}
+
+// startGatewayProcess runs bin serve with the config file at cfgPath on
+// addr, as startGateway does.
+func startGatewayProcess(t *testing.T, bin, cfgPath, addr string) *gateway {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--listen", addr, "--admin", "127.0.0.1:0")
 	logPath := filepath.Join(t.TempDir(), "mcpgate.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

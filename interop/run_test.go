@@ -88,7 +88,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("run's audit log: %v", err)
 	}
 	for _, want := range []string{
-		`"principal":"local","auth_method":"local",`,
+		`"principal":"local","roles":["local"],"auth_method":"local",`,
 		`"method":"tools/call","name":"write_file","decision":"allow"`,
 		`"method":"tools/call","name":"read_text_file","decision":"allow"`,
 	} {

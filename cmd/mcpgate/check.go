@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/privilege"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
@@ -62,11 +64,20 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if *configPath == "" {
 		return usageError{"check: --config FILE is required"}
 	}
-	r, err := checkConfig(*configPath)
+	r, err := checkConfig(*configPath, checkHost{euid: os.Geteuid()})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	printReport(stdout, r, *asJSON)
+	if n := r.errors(); n > 0 {
+		return fmt.Errorf("check %s: %d error(s)", *configPath, n)
+	}
+	return nil
+}
+
+// printReport writes r as text, a line per finding, or as JSON.
+func printReport(stdout io.Writer, r *checkReport, asJSON bool) {
+	if asJSON {
 		b, _ := json.MarshalIndent(r, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
@@ -84,15 +95,17 @@ func check(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%s: ok\n", r.Config)
 		}
 	}
-	if n := r.errors(); n > 0 {
-		return fmt.Errorf("check %s: %d error(s)", *configPath, n)
-	}
-	return nil
+}
+
+// checkHost is what check knows of the machine it runs on, passed in so
+// that tests decide it.
+type checkHost struct {
+	euid int // the user check runs as, taken for the one serve will run as
 }
 
 // checkConfig builds the report for the config at path; the error is for
 // what is not a finding (the file cannot be read at all).
-func checkConfig(path string) (*checkReport, error) {
+func checkConfig(path string, host checkHost) (*checkReport, error) {
 	r := &checkReport{Config: path, Findings: []finding{}}
 	cfg, err := config.Load(path)
 	var ps config.Problems
@@ -120,8 +133,22 @@ func checkConfig(path string) (*checkReport, error) {
 	if j := cfg.Auth.JWT; j != nil && j.InsecureAllowHTTPLoopbackIssuer {
 		r.add(severityWarning, "auth.jwt.insecure_allow_http_loopback_issuer", "JWT keys may be fetched over plain http from loopback; for tests and development only")
 	}
+	if in := cfg.Auth.Introspection; in != nil {
+		if in.InsecureAllowHTTPLoopback {
+			r.add(severityWarning, "auth.introspection.insecure_allow_http_loopback", "tokens may be introspected over plain http on loopback; for tests and development only")
+		}
+		if _, err := in.ClientSecret.Resolve(); err != nil {
+			r.add(severityError, "auth.introspection.client_secret", "%v", err)
+		}
+	}
 	if cfg.Audit.Path == "" {
 		r.add(severityWarning, "audit.path", "the audit log is off; calls are not recorded")
+	}
+	if w := cfg.Alerts.Webhook; w != nil && w.InsecureAllowHTTPLoopback {
+		r.add(severityWarning, "alerts.webhook.insecure_allow_http_loopback", "alerts may be posted over plain http on loopback; for tests and development only")
+	}
+	if cfg.Tracing.Insecure {
+		r.add(severityWarning, "tracing.insecure", "spans are exported over plain http to a loopback collector; use https where the collector is shared")
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
 		checkUpstream(r, name, cfg.Upstreams[name])
@@ -131,6 +158,7 @@ func checkConfig(path string) (*checkReport, error) {
 		r.add(severityWarning, key, "%s", msg)
 	}
 	checkLockfile(r, cfg)
+	checkRunAs(r, cfg.RunAs, host)
 	r.OK = r.errors() == 0
 	return r, nil
 }
@@ -175,4 +203,22 @@ func checkUpstream(r *checkReport, name string, u config.Upstream) {
 	if u.InsecurePlaintext {
 		r.add(severityWarning, key+".insecure_plaintext", "calls and the upstream's credentials cross the network unencrypted")
 	}
+}
+
+// checkRunAs reports the user the gateway will serve as: run_as resolved on
+// this machine, or root's powers kept when check itself runs as root
+// without run_as (the usual sign of a service started as root).
+func checkRunAs(r *checkReport, runAs string, host checkHost) {
+	if runAs == "" {
+		if host.euid == 0 {
+			r.add(severityWarning, "run_as", "running as root without run_as: the gateway would serve with root's powers; set run_as to an unprivileged user it drops to after binding its ports")
+		}
+		return
+	}
+	t, err := privilege.Lookup(runAs)
+	if err != nil {
+		r.add(severityError, "run_as", "%v", err)
+		return
+	}
+	r.add(severityInfo, "run_as", "after binding its ports the gateway drops to uid %d, gid %d, groups %v", t.UID, t.GID, t.Groups)
 }

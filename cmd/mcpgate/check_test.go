@@ -13,15 +13,27 @@ var update = flag.Bool("update", false, "rewrite the golden files of TestCheckGo
 // TestCheckGolden: one config per kind of finding in testdata/check, each
 // checked with --json against its golden file (go test -run
 // TestCheckGolden -update rewrites them). The configs have no sandboxed
-// upstream, so the output does not depend on the host.
+// upstream, and check is told it runs as uid 1000 (as root for configs
+// named root*), so the output does not depend on the host.
 func TestCheckGolden(t *testing.T) {
 	configs, err := filepath.Glob("testdata/check/*.yaml")
 	if err != nil || len(configs) == 0 {
 		t.Fatalf("no test configs: %v", err)
 	}
 	for _, cfg := range configs {
-		t.Run(strings.TrimSuffix(filepath.Base(cfg), ".yaml"), func(t *testing.T) {
-			code, out, errOut := runCLI(t, "check", "--json", "--config", cfg)
+		name := strings.TrimSuffix(filepath.Base(cfg), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			host := checkHost{euid: 1000}
+			if strings.HasPrefix(name, "root") {
+				host.euid = 0
+			}
+			r, err := checkConfig(cfg, host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf strings.Builder
+			printReport(&buf, r, true)
+			out := buf.String()
 			golden := strings.TrimSuffix(cfg, ".yaml") + ".golden.json"
 			if *update {
 				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
@@ -40,8 +52,12 @@ func TestCheckGolden(t *testing.T) {
 			if strings.Contains(out, `"severity": "error"`) {
 				wantCode = exitError
 			}
+			code, cliOut, errOut := runCLI(t, "check", "--json", "--config", cfg)
 			if code != wantCode {
 				t.Errorf("exit %d, want %d (%s)", code, wantCode, errOut)
+			}
+			if host.euid == os.Geteuid() && cliOut != out {
+				t.Errorf("the command printed\n%s\nwant\n%s", cliOut, out)
 			}
 		})
 	}

@@ -133,5 +133,12 @@ func policyFindings(cfg *config.Config) ([]string, error) {
 		roles = append(roles, k.Roles...)
 		ids = append(ids, k.ID)
 	}
+	if m := cfg.Auth.MTLS; m != nil {
+		// Certificate principals are configured as fixed as API keys are.
+		for _, c := range m.Principals {
+			roles = append(roles, c.Roles...)
+			ids = append(ids, c.ID)
+		}
+	}
 	return p.Findings(roles, ids), nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/privilege"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
@@ -150,25 +151,73 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if generatedKey != "" {
-		relaxLimits(cfg, config.BuiltinDemo, logger)
-	}
-	g, err := gateway.New(cfg, logger)
-	if err != nil {
-		return fmt.Errorf("build gateway: %w", err)
-	}
-	ln, err := g.Listen()
+	// The ports are bound first, so that a root gateway can take low ports
+	// and then drop to run_as before it opens anything else: the audit log,
+	// the TLS files and every upstream are opened as the final user.
+	ls, err := gateway.Bind(cfg)
 	if err != nil {
 		return err
 	}
-	if fp := g.TLSFingerprint(); fp != "" {
-		printFingerprint(stdout, g.EndpointURL(ln), fp)
+	if err := dropPrivileges(cfg.RunAs, logger); err != nil {
+		ls.Close()
+		return err
 	}
 	if generatedKey != "" {
-		printConnectHelp(stdout, g.EndpointURL(ln), generatedKey, cfg.Audit.Path)
+		relaxLimits(cfg, config.BuiltinDemo, logger)
+	}
+	gwOpts, stopTracing, err := startTracing(cfg.Tracing, logger)
+	if err != nil {
+		ls.Close()
+		return err
+	}
+	defer stopTracing() // after the gateway has drained: its last spans are flushed
+	g, err := gateway.New(cfg, logger, gwOpts...)
+	if err != nil {
+		ls.Close()
+		return fmt.Errorf("build gateway: %w", err)
+	}
+	if fp := g.TLSFingerprint(); fp != "" {
+		printFingerprint(stdout, g.EndpointURL(ls.MCP), fp)
+	}
+	if generatedKey != "" {
+		printConnectHelp(stdout, g.EndpointURL(ls.MCP), generatedKey, cfg.Audit.Path)
 	}
 	defer reloadOnHangup(g)()
-	return g.Serve(ctx, ln)
+	return g.ServeListeners(ctx, ls)
+}
+
+// dropPrivileges becomes the run_as user once the ports are bound. Before
+// the drop, a root gateway hands itself a cgroup of its own (see
+// sandbox.DelegateCgroups) so that its sandboxes keep their limits. A root
+// gateway without run_as is warned about: it works, but a flaw in it would
+// be a flaw with root's powers.
+func dropPrivileges(runAs string, logger *slog.Logger) error {
+	euid := os.Geteuid()
+	if runAs == "" {
+		if euid == 0 {
+			logger.Warn("RUNNING AS ROOT: set run_as to drop to an unprivileged user once the ports are bound", "key", "run_as")
+		}
+		return nil
+	}
+	target, err := privilege.Lookup(runAs)
+	if err != nil {
+		return err
+	}
+	if euid != 0 {
+		if euid == target.UID {
+			return nil // started as the run_as user already (say, by a service manager)
+		}
+		return fmt.Errorf("run_as %s: %w (mcpgate runs as uid %d)", runAs, privilege.ErrNotRoot, euid)
+	}
+	if err := sandbox.DelegateCgroups(target.UID, target.GID); err != nil {
+		logger.Warn("no cgroup handed to the run_as user: sandboxes that need memory, pids or cpu limits will not start",
+			"key", "run_as", "error", err)
+	}
+	if err := privilege.Drop(target); err != nil {
+		return err
+	}
+	logger.Info("privileges dropped", "run_as", runAs, "uid", target.UID, "gid", target.GID, "groups", target.Groups)
+	return nil
 }
 
 // gatewayGCPercent is the garbage collector's target for `serve` when GOGC

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
 )
 
@@ -220,13 +223,41 @@ audit: {path: audit.jsonl, signing_key: k.key}
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{
-		`"principal":"local","auth_method":"local","era":"2026-07-28","method":"tools/call","name":"echo","decision":"allow"`,
-		`"principal":"local","method":"tools/call","name":"echo","decision":"deny","rule":"local-tools","reason":"arguments do not match`,
-		`"principal":"local","method":"tools/call","name":"test_simple_text","decision":"deny","rule":"no-text"`,
+	var events []audit.Event
+	for line := range strings.Lines(string(b)) {
+		var rec struct {
+			Type  string      `json:"type"`
+			Event audit.Event `json:"event"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if rec.Type == "event" {
+			events = append(events, rec.Event)
+		}
+	}
+	for _, want := range []struct {
+		what string
+		ok   func(audit.Event) bool
+	}{
+		{"echo's write-ahead allow", func(e audit.Event) bool {
+			return e.Stage == audit.StageRequest && e.Principal == "local" && e.AuthMethod == "local" && e.Era == "2026-07-28" &&
+				e.Method == "tools/call" && e.Name == "echo" && e.Decision == audit.Allow
+		}},
+		{"echo's result", func(e audit.Event) bool {
+			return e.Stage == audit.StageResult && e.Name == "echo" && e.Upstream == "demo" && e.Outcome == audit.OutcomeOK
+		}},
+		{"the schema denial", func(e audit.Event) bool {
+			return e.Stage == audit.StagePolicy && e.Principal == "local" && e.Name == "echo" && e.Decision == audit.Deny &&
+				e.Rule == "local-tools" && strings.HasPrefix(e.Reason, "arguments do not match")
+		}},
+		{"the policy denial", func(e audit.Event) bool {
+			return e.Stage == audit.StagePolicy && e.Principal == "local" && e.Name == "test_simple_text" &&
+				e.Decision == audit.Deny && e.Rule == "no-text"
+		}},
 	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("audit log lacks %s:\n%s", want, b)
+		if !slices.ContainsFunc(events, want.ok) {
+			t.Errorf("audit log lacks %s:\n%s", want.what, b)
 		}
 	}
 	if s := stderr.String(); !strings.Contains(s, "serving over stdio") {

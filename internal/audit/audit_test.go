@@ -522,12 +522,22 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte(join(append(append([]string(nil), lines[:5]...), lines[6:]...))))
 	f.Add([]byte(`{"type":"checkpoint","note":"x\n1\n\n— a b\n"}` + "\n"))
 	f.Add([]byte(`{"type":"event","index":0,"prev":"` + zeroPrev + `","event":{}}` + "\n"))
+	// A file that continues a rotated one: its continuation header first.
+	path := rotating(f, s, f.TempDir(), 12, Options{})
+	files, _, _, err := Sequence(path)
+	if err != nil || len(files) < 2 {
+		f.Fatalf("rotated files %v %v", files, err)
+	}
+	cont := readAll(f, files[1])
+	f.Add(cont)
+	f.Add(bytes.Replace(cont, []byte("mcpgate-audit-continuation 1"), []byte("mcpgate-audit-continuation 01"), 1))
+	f.Add([]byte(`{"type":"continuation","note":"o\nmcpgate-audit-continuation 1\np\n1\n` + zeroPrev + `\n2026-01-01T00:00:00Z\nAAAA\n\n— a b\n"}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rep, err := Verify(bytes.NewReader(data), v)
 		if rep == nil || (err == nil) != (rep.Problem == nil) {
 			t.Fatalf("Verify = %+v, %v", rep, err)
 		}
-		if rep.VerifiedSize > rep.Records {
+		if rep.VerifiedSize > rep.Records || rep.Start > rep.Records {
 			t.Fatalf("verified %d of %d records", rep.VerifiedSize, rep.Records)
 		}
 	})

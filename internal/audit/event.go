@@ -32,11 +32,45 @@ const (
 	Deny  Decision = "deny"
 )
 
-// Event is the one audit event schema: one event per call mcpgate decided on.
+// Stage says which of a call's records an event is. A call the gateway
+// forwards gets two records sharing one Call id: the write-ahead "request"
+// record, durable before anything acts on the call, and the "result" record
+// once the response has been sent. A call refused at the front gets only its
+// "request" record (decision deny); one refused by the policy or an argument
+// schema gets a "policy" record between the two.
+type Stage string
+
+// The stages.
+const (
+	StageRequest Stage = "request"
+	StagePolicy  Stage = "policy"
+	StageResult  Stage = "result"
+)
+
+// The outcomes a record can carry. A request record of an allowed call has
+// none (the call has not run); every other record has one.
+const (
+	OutcomeOK                  = "ok"                   // answered with a result
+	OutcomeError               = "error"                // answered with a JSON-RPC error (see error_code)
+	OutcomeToolError           = "tool_error"           // a tools/call result with isError: the tool ran and failed
+	OutcomeTimeout             = "timeout"              // the upstream did not answer within call_timeout
+	OutcomeCanceled            = "canceled"             // the client went away or cancelled the call
+	OutcomeUpstreamUnavailable = "upstream_unavailable" // the upstream was down, restarting or at capacity
+	OutcomeBadResult           = "bad_result"           // the upstream's result broke the gateway's rules
+	OutcomeDenied              = "denied"               // refused by the policy or an argument schema
+	OutcomeRefused             = "refused"              // refused by the front (auth, limits, JSON, audit)
+)
+
+// Event is the one audit event schema: every record of every call mcpgate
+// decided on. See docs/audit.md.
 type Event struct {
-	Time       time.Time `json:"time"`                  // when the call arrived (UTC)
+	Time       time.Time `json:"time"`                  // when the call arrived (UTC); the same on all its records
+	Call       string    `json:"call,omitempty"`        // 128-bit random hex id shared by a call's records
+	Stage      Stage     `json:"stage,omitempty"`       // request, policy or result
 	Principal  string    `json:"principal"`             // authenticated principal id ("" if none)
-	AuthMethod string    `json:"auth_method,omitempty"` // api_key, oauth, mtls, none
+	Roles      []string  `json:"roles,omitempty"`       // the principal's roles
+	Scopes     []string  `json:"scopes,omitempty"`      // the principal's OAuth scopes
+	AuthMethod string    `json:"auth_method,omitempty"` // api_key, oauth, mtls, local, none
 	Session    string    `json:"session,omitempty"`     // Mcp-Session-Id (legacy era)
 	Era        string    `json:"era,omitempty"`         // protocol revision, e.g. 2025-11-25 or 2026-07-28
 	Method     string    `json:"method"`                // JSON-RPC method, e.g. tools/call
@@ -46,10 +80,10 @@ type Event struct {
 	Rule       string    `json:"rule,omitempty"`        // the policy rule that decided
 	Reason     string    `json:"reason,omitempty"`      // why (for a deny)
 	ArgsSHA256 string    `json:"args_sha256,omitempty"` // ArgsDigest of the raw arguments
-	Outcome    string    `json:"outcome,omitempty"`     // ok, error, denied, canceled, ...
-	LatencyMS  int64     `json:"latency_ms"`            // time to the response, in milliseconds
+	Outcome    string    `json:"outcome,omitempty"`     // one of the Outcome constants
+	LatencyMS  int64     `json:"latency_ms"`            // request arrival to response end, in milliseconds (result)
 	BytesIn    int64     `json:"bytes_in"`              // request body bytes
-	BytesOut   int64     `json:"bytes_out"`             // response body bytes
+	BytesOut   int64     `json:"bytes_out"`             // response body bytes written to the client (result)
 	HTTPStatus int       `json:"http_status,omitempty"` // HTTP status returned to the client
 	ErrorCode  int       `json:"error_code,omitempty"`  // JSON-RPC error code, if any
 }
@@ -67,6 +101,11 @@ func (e *Event) validate() error {
 	}
 	if e.Method == "" {
 		return fmt.Errorf("audit: event has no method")
+	}
+	switch e.Stage {
+	case "", StageRequest, StagePolicy, StageResult:
+	default:
+		return fmt.Errorf("audit: event stage %q: want %q, %q or %q", e.Stage, StageRequest, StagePolicy, StageResult)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Package authn decides who a caller is. Every method (API keys, OAuth
-// bearer JWTs; mTLS later) yields the same Principal, carried in the
-// request context to every later stage.
+// bearer JWTs, opaque OAuth tokens by introspection, mTLS client
+// certificates) yields the same Principal, carried in the request context to
+// every later stage.
 package authn
 
 import (
@@ -16,6 +17,13 @@ type Method string
 
 const (
 	MethodAPIKey Method = "api_key"
+	// MethodOAuth is an OAuth 2.1 access token, a JWT or an opaque token
+	// checked by introspection alike: both name the same authorization
+	// server's subject, so one subject is one principal whichever form its
+	// token takes.
+	MethodOAuth Method = "oauth"
+	// MethodMTLS is a verified TLS client certificate mapped by auth.mtls.
+	MethodMTLS Method = "mtls"
 	// MethodNone is the anonymous principal of a listener whose operator
 	// disabled authentication (loopback only).
 	MethodNone Method = "none"
@@ -25,7 +33,7 @@ const (
 type Principal struct {
 	ID    string
 	Roles []string
-	// Scopes are the OAuth scopes the token grants (JWT only).
+	// Scopes are the OAuth scopes the token grants (MethodOAuth only).
 	Scopes []string
 	Method Method
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-func newKeys(t *testing.T, keys ...string) *APIKeys {
+func newKeys(t testing.TB, keys ...string) *APIKeys {
 	t.Helper()
 	var ids, digests []string
 	var roles [][]string

@@ -14,9 +14,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// MethodJWT is an OAuth 2.1 bearer JWT access token.
-const MethodJWT Method = "jwt"
-
 // ErrInvalidToken is every bearer JWT failure. The wrapped reason (expired,
 // wrong audience, ...) is from a fixed set and safe to show a client; the
 // token itself is never logged or echoed.
@@ -208,7 +205,7 @@ func principalFromClaims(c jwt.MapClaims, rolesClaim string) (*Principal, error)
 	if !ok {
 		return nil, invalidToken("scope claim is not a string or list of strings")
 	}
-	return &Principal{ID: sub, Roles: roles, Scopes: scopes, Method: MethodJWT}, nil
+	return &Principal{ID: sub, Roles: roles, Scopes: scopes, Method: MethodOAuth}, nil
 }
 
 // stringList reads a claim that is absent, a space-separated string, or an
@@ -256,30 +253,4 @@ func LooksLikeJWT(token string) bool {
 		}
 	}
 	return true
-}
-
-// Bearer routes a bearer token by its shape: a JWT to the JWT verifier,
-// anything else to the API keys. Either may be nil (not configured).
-type Bearer struct {
-	APIKeys *APIKeys
-	JWT     *JWTVerifier
-}
-
-// Authenticate checks the request's bearer token with the verifier its
-// shape selects.
-func (b Bearer) Authenticate(r *http.Request) (*Principal, error) {
-	token, err := BearerToken(r)
-	if err != nil {
-		return nil, err
-	}
-	if LooksLikeJWT(token) {
-		if b.JWT == nil {
-			return nil, ErrUnknownCredentials
-		}
-		return b.JWT.Verify(r.Context(), token)
-	}
-	if b.APIKeys == nil {
-		return nil, ErrUnknownCredentials
-	}
-	return b.APIKeys.lookup(token)
 }

@@ -307,8 +307,8 @@ func TestJWTVerifier(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			if p.ID != "alice@example.com" || p.Method != MethodJWT || !slices.Equal(p.Roles, tt.wantRoles) ||
-				!slices.Equal(p.Scopes, tt.wantScopes) || p.SessionOwner() != "jwt:alice@example.com" {
+			if p.ID != "alice@example.com" || p.Method != MethodOAuth || !slices.Equal(p.Roles, tt.wantRoles) ||
+				!slices.Equal(p.Scopes, tt.wantScopes) || p.SessionOwner() != "oauth:alice@example.com" {
 				t.Fatalf("principal = %+v", p)
 			}
 		})
@@ -433,7 +433,7 @@ func TestBearerRouting(t *testing.T) {
 		err    error
 	}{
 		{"api key", apiKey, MethodAPIKey, nil},
-		{"jwt", sign(t, key, baseClaims(clk.Now()), nil), MethodJWT, nil},
+		{"jwt", sign(t, key, baseClaims(clk.Now()), nil), MethodOAuth, nil},
 		{"wrong api key", "mgk_nope", "", ErrUnknownCredentials},
 		{"bad jwt", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "", ErrInvalidToken},
 	}

@@ -25,6 +25,13 @@ type Config struct {
 	Audit         Audit         `yaml:"audit"`
 	Admin         Admin         `yaml:"admin"`
 	Limits        Limits        `yaml:"limits"`
+	Alerts        Alerts        `yaml:"alerts"`
+	Tracing       Tracing       `yaml:"tracing"`
+
+	// RunAs is the user ("name", "uid", or "user:group") a gateway started
+	// as root becomes once its ports are bound; empty keeps the user it was
+	// started as.
+	RunAs string `yaml:"run_as"`
 
 	// Source names where the config came from ("embedded default" or a path);
 	// it is not a YAML key.
@@ -57,6 +64,9 @@ type Listen struct {
 	StreamTimeout time.Duration `yaml:"stream_timeout"`
 	// IdleTimeout closes keep-alive connections idle for this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the connections open at once; past it, new ones
+	// wait in the kernel's accept backlog until one closes.
+	MaxConnections int `yaml:"max_connections"`
 	// SessionIdleTimeout closes legacy-era sessions idle for this long.
 	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
 	// TLS turns on TLS for the listener; nil means plaintext. A pointer so
@@ -91,6 +101,12 @@ type Auth struct {
 	InsecureDisableAuth bool `yaml:"insecure_disable_auth"`
 	// JWT accepts OAuth 2.1 bearer JWTs (see jwt.go); nil means off.
 	JWT *JWT `yaml:"jwt"`
+	// Introspection accepts opaque OAuth tokens by RFC 7662 (see auth.go); nil means off.
+	Introspection *Introspection `yaml:"introspection"`
+	// MTLS maps verified client certificates to principals (see auth.go); nil means off.
+	MTLS *MTLS `yaml:"mtls"`
+	// RequiredScopes must all be granted to every OAuth token (see auth.go).
+	RequiredScopes []string `yaml:"required_scopes"`
 }
 
 // APIKey is one accepted API key, stored only as the SHA-256 of the key.
@@ -140,6 +156,9 @@ type Upstream struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// CallTimeout bounds every call to this upstream.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// Limits caps this upstream's calls in flight; nil: only the gateway's
+	// and the principals' caps apply.
+	Limits *UpstreamLimits `yaml:"limits"`
 	// Tools tightens, per tool (by the upstream's own name), what mcpgate
 	// accepts as its arguments: a JSON Schema checked on top of the tool's
 	// own (both must pass), e.g. a pattern or maxLength the upstream lacks.
@@ -173,6 +192,9 @@ type Audit struct {
 	// CheckpointInterval is how often a signed checkpoint is written while
 	// records arrive (one is always written at shutdown).
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// Rotate and CheckpointCopy: see audit_rotate.go.
+	Rotate         AuditRotate `yaml:"rotate"`
+	CheckpointCopy string      `yaml:"checkpoint_copy"`
 }
 
 // Default values. They are exported so that docs and tests name one source.
@@ -187,6 +209,8 @@ const (
 	DefaultStreamTimeout      = time.Hour
 	DefaultIdleTimeout        = 2 * time.Minute
 	DefaultSessionIdleTimeout = 30 * time.Minute
+	DefaultMaxConnections     = 1024
+	maxMaxConnections         = 1 << 20
 	DefaultCheckpointInterval = time.Minute
 )
 
@@ -203,10 +227,14 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&l.StreamTimeout, DefaultStreamTimeout)
 	setDefault(&l.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&l.SessionIdleTimeout, DefaultSessionIdleTimeout)
+	setDefault(&l.MaxConnections, DefaultMaxConnections)
 	setDefault(&c.Audit.CheckpointInterval, DefaultCheckpointInterval)
 	c.Admin.applyDefaults()
 	c.Limits.applyDefaults()
+	c.Alerts.applyDefaults()
+	c.Tracing.applyDefaults()
 	c.Auth.JWT.applyDefaults()
+	c.Auth.Introspection.applyDefaults()
 	c.Policy.applyDefaults()
 	for name, u := range c.Upstreams {
 		u.applyDefaults()

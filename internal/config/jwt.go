@@ -23,8 +23,9 @@ type JWT struct {
 	Algorithms []string `yaml:"algorithms"`
 	// RolesClaim names the claim holding the principal's roles.
 	RolesClaim string `yaml:"roles_claim"`
-	// Leeway is the clock skew allowed on exp and nbf.
-	Leeway time.Duration `yaml:"leeway"`
+	// Leeway is the clock skew allowed on exp and nbf. A pointer so that an
+	// explicit 0 (no skew at all) is told apart from absent (the default).
+	Leeway *time.Duration `yaml:"leeway"`
 	// RequireTypATJWT requires the header typ "at+jwt" (RFC 9068).
 	RequireTypATJWT bool `yaml:"require_typ_at_jwt"`
 	// ScopesSupported is published in the protected resource metadata and
@@ -66,7 +67,10 @@ func (j *JWT) applyDefaults() {
 		j.Algorithms = append([]string(nil), DefaultJWTAlgorithms...)
 	}
 	setDefault(&j.RolesClaim, DefaultJWTRolesClaim)
-	setDefault(&j.Leeway, DefaultJWTLeeway)
+	if j.Leeway == nil {
+		d := DefaultJWTLeeway
+		j.Leeway = &d
+	}
 	setDefault(&j.JWKSRefresh, DefaultJWTJWKSRefresh)
 }
 
@@ -106,7 +110,7 @@ func (c *Config) validateJWT(add addFunc) {
 	if j.RolesClaim == "" || strings.ContainsAny(j.RolesClaim, " \t") {
 		add("auth.jwt.roles_claim", "%q must be a claim name", j.RolesClaim)
 	}
-	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {
+	if j.Leeway != nil && (*j.Leeway < 0 || *j.Leeway > maxJWTLeeway) {
 		add("auth.jwt.leeway", "must be from 0 to %v", maxJWTLeeway)
 	}
 	if j.JWKSRefresh < minJWTJWKSRefresh || j.JWKSRefresh > maxJWTJWKSRefresh {

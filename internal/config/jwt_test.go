@@ -23,7 +23,7 @@ func TestJWTValid(t *testing.T) {
 	}
 	j := cfg.Auth.JWT
 	if !slices.Equal(j.Algorithms, DefaultJWTAlgorithms) || j.RolesClaim != "roles" ||
-		j.Leeway != 30*time.Second || j.JWKSRefresh != 5*time.Minute || j.RequireTypATJWT {
+		j.Leeway == nil || *j.Leeway != 30*time.Second || j.JWKSRefresh != 5*time.Minute || j.RequireTypATJWT {
 		t.Fatalf("defaults not applied: %+v", j)
 	}
 	// JWT alone is a way to authenticate; both together are fine too.

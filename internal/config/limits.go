@@ -1,6 +1,10 @@
 package config
 
-import "math"
+import (
+	"maps"
+	"math"
+	"slices"
+)
 
 // Limits configures rate and concurrency limits. Every limit is keyed by the
 // authenticated principal (never by client address), and the limiters'
@@ -17,6 +21,27 @@ type Limits struct {
 	// MaxTrackedPrincipals caps the keys each rate limiter remembers; past
 	// it, the least recently seen key is forgotten.
 	MaxTrackedPrincipals int `yaml:"max_tracked_principals"`
+	// Sessions caps the legacy-era (2025-11-25) sessions open at once.
+	Sessions SessionLimits `yaml:"sessions"`
+	// Roles replaces PerPrincipal for principals holding a role: a
+	// principal with several such roles gets the one with the highest rate.
+	Roles map[string]PrincipalLimits `yaml:"roles"`
+}
+
+// UpstreamLimits caps the calls to one upstream (upstreams.<name>.limits).
+type UpstreamLimits struct {
+	// Concurrent caps this upstream's calls in flight, all principals
+	// together.
+	Concurrent int `yaml:"concurrent"`
+}
+
+// SessionLimits caps open sessions in total and per principal. A new
+// session past a cap takes the place of the oldest idle one (the one with
+// no request or event stream in progress, unused for longest); with none
+// idle, it is refused.
+type SessionLimits struct {
+	Total        int `yaml:"total"`
+	PerPrincipal int `yaml:"per_principal"`
 }
 
 // PrincipalLimits is a token bucket plus a cap on calls in flight.
@@ -42,6 +67,8 @@ const (
 	DefaultPrincipalConcurrent  = 8
 	DefaultConcurrentTotal      = 256
 	DefaultMaxTrackedPrincipals = 100_000
+	DefaultSessionsTotal        = 4096
+	DefaultSessionsPerPrincipal = 128
 
 	// Bounds beyond which a value is surely a mistake.
 	maxLimitRate    = 1e6
@@ -56,6 +83,8 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.PerPrincipal.Concurrent, DefaultPrincipalConcurrent)
 	setDefault(&l.ConcurrentTotal, DefaultConcurrentTotal)
 	setDefault(&l.MaxTrackedPrincipals, DefaultMaxTrackedPrincipals)
+	setDefault(&l.Sessions.Total, DefaultSessionsTotal)
+	setDefault(&l.Sessions.PerPrincipal, DefaultSessionsPerPrincipal)
 }
 
 func (c *Config) validateLimits(add addFunc) {
@@ -77,6 +106,11 @@ func (c *Config) validateLimits(add addFunc) {
 	checkRate("limits.per_principal.rate", l.PerPrincipal.Rate, false)
 	checkCount("limits.per_principal.burst", l.PerPrincipal.Burst, maxLimitCount)
 	checkCount("limits.per_principal.concurrent", l.PerPrincipal.Concurrent, maxLimitCount)
+	checkCount("limits.sessions.total", l.Sessions.Total, maxLimitCount)
+	checkCount("limits.sessions.per_principal", l.Sessions.PerPrincipal, maxLimitCount)
+	if l.Sessions.PerPrincipal > l.Sessions.Total {
+		add("limits.sessions.per_principal", "is more than limits.sessions.total (%d)", l.Sessions.Total)
+	}
 	t := l.PerPrincipalTool
 	checkRate("limits.per_principal_tool.rate", t.Rate, true)
 	switch {
@@ -84,6 +118,27 @@ func (c *Config) validateLimits(add addFunc) {
 		add("limits.per_principal_tool.burst", "is set but limits.per_principal_tool.rate is 0 (off); set a rate too")
 	case t.Rate > 0:
 		checkCount("limits.per_principal_tool.burst", t.Burst, maxLimitCount)
+	}
+	for _, role := range slices.Sorted(maps.Keys(l.Roles)) {
+		r, key := l.Roles[role], "limits.roles."+role
+		if !ValidID(role) {
+			add(key, "%q is not a role name", role)
+		}
+		checkRate(key+".rate", r.Rate, false)
+		checkCount(key+".burst", r.Burst, maxLimitCount)
+		checkCount(key+".concurrent", r.Concurrent, maxLimitCount)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
+		u, key := c.Upstreams[name], "upstreams."+name
+		if u.Limits != nil {
+			checkCount(key+".limits.concurrent", u.Limits.Concurrent, maxLimitCount)
+		}
+		for _, tool := range slices.Sorted(maps.Keys(u.Tools)) {
+			if t := u.Tools[tool].Limit; t != nil {
+				checkRate(key+".tools."+tool+".limit.rate", t.Rate, false)
+				checkCount(key+".tools."+tool+".limit.burst", t.Burst, maxLimitCount)
+			}
+		}
 	}
 	checkCount("limits.concurrent_total", l.ConcurrentTotal, maxLimitCount)
 	checkCount("limits.max_tracked_principals", l.MaxTrackedPrincipals, maxTrackedLimit)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -12,8 +13,9 @@ func TestLimitsDefaultsAreOn(t *testing.T) {
 		PerPrincipal:         PrincipalLimits{Rate: DefaultPrincipalRate, Burst: DefaultPrincipalBurst, Concurrent: DefaultPrincipalConcurrent},
 		ConcurrentTotal:      DefaultConcurrentTotal,
 		MaxTrackedPrincipals: DefaultMaxTrackedPrincipals,
+		Sessions:             SessionLimits{Total: DefaultSessionsTotal, PerPrincipal: DefaultSessionsPerPrincipal},
 	}
-	if l != want {
+	if !reflect.DeepEqual(l, want) {
 		t.Fatalf("default limits %+v, want %+v", l, want)
 	}
 }
@@ -37,6 +39,13 @@ func TestLimitsValidation(t *testing.T) {
 		{"tool negative rate", func(l *Limits) { l.PerPrincipalTool = RateLimit{Rate: -2, Burst: 5} }, "limits.per_principal_tool.rate: must be a number"},
 		{"total", func(l *Limits) { l.ConcurrentTotal = -3 }, "limits.concurrent_total: must be from 1"},
 		{"tracked", func(l *Limits) { l.MaxTrackedPrincipals = 100_000_000 }, "limits.max_tracked_principals: must be from 1 to 10000000"},
+		{"sessions total", func(l *Limits) { l.Sessions.Total = -1 }, "limits.sessions.total: must be from 1"},
+		{"role", func(l *Limits) {
+			l.Roles = map[string]PrincipalLimits{"batch": {Rate: 100, Burst: 200, Concurrent: 32}}
+		}, ""},
+		{"role without burst", func(l *Limits) { l.Roles = map[string]PrincipalLimits{"batch": {Rate: 100, Concurrent: 32}} }, "limits.roles.batch.burst: must be from 1"},
+		{"role bad name", func(l *Limits) { l.Roles = map[string]PrincipalLimits{"a b": {Rate: 1, Burst: 1, Concurrent: 1}} }, `limits.roles.a b: "a b" is not a role name`},
+		{"sessions per principal over total", func(l *Limits) { l.Sessions = SessionLimits{Total: 10, PerPrincipal: 11} }, "limits.sessions.per_principal: is more than limits.sessions.total (10)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -59,13 +68,16 @@ limits:
   per_principal_tool: {rate: 1, burst: 2}
   concurrent_total: 64
   max_tracked_principals: 5000
+  sessions: {total: 100, per_principal: 10}
+  roles: {batch: {rate: 100, burst: 200, concurrent: 32}}
 `
 	c, err := Parse("mcpgate.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Limits{PrincipalLimits{2.5, 10, 3}, RateLimit{1, 2}, 64, 5000}
-	if c.Limits != want {
+	want := Limits{PrincipalLimits{2.5, 10, 3}, RateLimit{1, 2}, 64, 5000, SessionLimits{100, 10},
+		map[string]PrincipalLimits{"batch": {100, 200, 32}}}
+	if !reflect.DeepEqual(c.Limits, want) {
 		t.Fatalf("limits %+v, want %+v", c.Limits, want)
 	}
 	_, err = Parse("mcpgate.yaml", []byte(strings.Replace(src, "concurrent_total", "concurent_total", 1)))

@@ -121,7 +121,7 @@ func Parse(source string, data []byte) (*Config, error) {
 // directory, so a config means the same files whatever the working directory.
 // Upstreams' paths are resolved too (see Upstream.resolvePaths).
 func (c *Config) resolvePaths(dir string) {
-	paths := []*string{&c.Audit.Path, &c.Audit.SigningKey}
+	paths := []*string{&c.Audit.Path, &c.Audit.SigningKey, &c.Audit.CheckpointCopy}
 	if t := c.Listen.TLS; t != nil {
 		paths = append(paths, &t.Cert, &t.Key, &t.ClientCA)
 	}
@@ -134,6 +134,9 @@ func (c *Config) resolvePaths(dir string) {
 	for _, p := range paths {
 		absIn(dir, p)
 	}
+	c.Auth.Introspection.resolvePaths(dir)
+	c.Alerts.resolvePaths(dir)
+	c.Tracing.resolvePaths(dir)
 	for name, u := range c.Upstreams {
 		u.resolvePaths(dir)
 		c.Upstreams[name] = u

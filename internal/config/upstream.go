@@ -40,6 +40,12 @@ const (
 type ToolSettings struct {
 	// Arguments is a JSON Schema the tool's arguments must also satisfy.
 	Arguments map[string]any `yaml:"arguments"`
+	// CallTimeout bounds a call of this tool instead of the upstream's
+	// call_timeout; zero means the upstream's.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// Limit is a token bucket per principal for calls of this tool, on top
+	// of limits.per_principal_tool.
+	Limit *RateLimit `yaml:"limit"`
 }
 
 // DefaultMaxResultBytes caps an upstream result unless configured.
@@ -293,8 +299,12 @@ func (u Upstream) validate(name, key string, add addFunc) {
 		}
 	}
 	for _, tool := range slices.Sorted(maps.Keys(u.Tools)) {
-		if u.Tools[tool].Arguments == nil {
-			add(key+".tools."+tool+".arguments", "required: a JSON Schema the arguments must also satisfy")
+		t := u.Tools[tool]
+		if t.Arguments == nil && t.CallTimeout == 0 && t.Limit == nil {
+			add(key+".tools."+tool, "sets nothing: give arguments (a JSON Schema the arguments must also satisfy), call_timeout or limit")
+		}
+		if t.CallTimeout < 0 {
+			add(key+".tools."+tool+".call_timeout", "must be positive")
 		}
 	}
 	if !stdio && u.InsecureNoSandbox {

@@ -33,10 +33,14 @@ func (c *Config) Validate() Problems {
 	c.validateListen(add)
 	c.validateAuth(add)
 	c.validateJWT(add)
+	c.validateAuthMethods(add)
 	c.validateUpstreams(add)
 	c.validateAudit(add)
 	c.validateAdmin(add)
 	c.validateLimits(add)
+	c.validateRunAs(add)
+	c.validateAlerts(add)
+	c.validateTracing(add)
 	c.ToolIntegrity.validate(add)
 	c.Policy.validate(add)
 	return ps
@@ -81,6 +85,7 @@ func (c *Config) validateListen(add addFunc) {
 		{"listen.stream_timeout", l.StreamTimeout > 0},
 		{"listen.idle_timeout", l.IdleTimeout > 0},
 		{"listen.session_idle_timeout", l.SessionIdleTimeout > 0},
+		{"listen.max_connections", l.MaxConnections > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {
@@ -89,6 +94,9 @@ func (c *Config) validateListen(add addFunc) {
 	}
 	if l.MaxJSONDepth > 1000 {
 		add("listen.max_json_depth", "must be at most 1000")
+	}
+	if l.MaxConnections > maxMaxConnections {
+		add("listen.max_connections", "must be at most %d", maxMaxConnections)
 	}
 	switch {
 	case l.TLS != nil && l.InsecurePlaintext:
@@ -165,8 +173,8 @@ func (c *Config) validateAuth(add addFunc) {
 		if len(a.APIKeys) > 0 {
 			add("auth.insecure_disable_auth", "is set together with auth.api_keys; remove one")
 		}
-	} else if len(a.APIKeys) == 0 && a.JWT == nil {
-		add("auth", "no way to authenticate: add auth.api_keys (see `mcpgate keys new`) or auth.jwt")
+	} else if len(a.APIKeys) == 0 && a.JWT == nil && a.Introspection == nil && a.MTLS == nil {
+		add("auth", "no way to authenticate: add auth.api_keys (see `mcpgate keys new`), auth.jwt, auth.introspection or auth.mtls")
 	}
 	ids := map[string]bool{}
 	hashes := map[string]string{}
@@ -216,4 +224,5 @@ func (c *Config) validateAudit(add addFunc) {
 	if a.CheckpointInterval <= 0 {
 		add("audit.checkpoint_interval", "must be positive")
 	}
+	c.validateAuditExtras(add)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -34,19 +33,6 @@ func Version() string {
 		return bi.Main.Version
 	}
 	return "devel"
-}
-
-// listenAdmin binds the admin listener, unless it is disabled.
-func (g *Gateway) listenAdmin() error {
-	if g.cfg.Admin.Disabled {
-		return nil
-	}
-	ln, err := net.Listen("tcp", g.cfg.Admin.Address)
-	if err != nil {
-		return fmt.Errorf("admin listener on %s: %w", g.cfg.Admin.Address, err)
-	}
-	g.adminLn = ln
-	return nil
 }
 
 // adminHandler serves /metrics, /healthz and /readyz. On a loopback address

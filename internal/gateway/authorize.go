@@ -34,12 +34,17 @@ type authorizer struct {
 	validate     func(tool string, arguments any) error
 	authDisabled bool
 	audit        Auditor // nil: auditing off
-	logger       *slog.Logger
-	metrics      *telemetry.Metrics
+	// calls links a request to its audited call (see callHeader);
+	// upstreamOf names the upstream serving a tool, prompt or resource.
+	calls      *calls
+	upstreamOf func(kind, name string) string
+	logger     *slog.Logger
+	metrics    *telemetry.Metrics
 }
 
 func newAuthorizer(p *policy.Policy, c *upstream.Catalog, authDisabled bool, logger *slog.Logger, metrics *telemetry.Metrics) *authorizer {
-	a := &authorizer{exists: c.Has, validate: c.ValidateInstance, authDisabled: authDisabled, logger: logger, metrics: metrics}
+	a := &authorizer{exists: c.Has, validate: c.ValidateInstance, authDisabled: authDisabled, logger: logger, metrics: metrics,
+		calls: &calls{}, upstreamOf: c.UpstreamOf}
 	a.policy.Store(p)
 	return a
 }
@@ -64,9 +69,11 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		pol := a.policy.Load()
 		subject, ok := a.subject(req)
+		call := a.calls.of(req) // nil: not audited
 		switch method {
 		case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
 			res, err := next(ctx, method, req)
+			call.served("", "", res, err)
 			if err != nil || !ok {
 				return filterList(res, func(policy.Kind, string) bool { return false }), err
 			}
@@ -74,7 +81,9 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		target, arguments, unknown := requestTarget(req)
 		if target == nil {
-			return next(ctx, method, req) // names nothing the policy governs
+			res, err := next(ctx, method, req) // names nothing the policy governs
+			call.served("", "", res, err)
+			return res, err
 		}
 		d := policy.Decision{Reason: "no principal for the request"}
 		if ok {
@@ -85,41 +94,49 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			// the same answer, the audit log does not record a policy
 			// decision, and the two can be told apart there.
 			if a.exists(string(target.Kind), target.Name) {
-				a.deny(ctx, req, method, subject, *target, d, telemetry.RefusedPolicy)
+				a.metrics.PolicyDecision(false)
+				a.deny(ctx, req, call, method, subject, *target, d, telemetry.RefusedPolicy, unknown)
+			} else {
+				call.served("", "", nil, unknown)
 			}
 			return nil, unknown
 		}
+		a.metrics.PolicyDecision(true)
 		if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok {
 			if err := a.validate(p.Name, arguments); err != nil {
 				// Refused before the upstream sees it; the client learns
 				// which path and keyword failed (its own input).
-				a.deny(ctx, req, method, subject, *target, policy.Decision{Rule: d.Rule, Reason: err.Error()}, telemetry.RefusedSchema)
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("invalid arguments for tool %q: %v", p.Name, err)}
+				answer := &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("invalid arguments for tool %q: %v", p.Name, err)}
+				a.deny(ctx, req, call, method, subject, *target, policy.Decision{Rule: d.Rule, Reason: err.Error()}, telemetry.RefusedSchema, answer)
+				return nil, answer
 			}
 		}
-		return next(ctx, method, req)
+		res, err := next(ctx, method, req)
+		call.served(a.upstreamOf(string(target.Kind), target.Name), d.Rule, res, err)
+		return res, err
 	}
 }
 
 // deny logs, counts (under label) and audits a denial: by the policy, or of
-// arguments that fail the tool's schema.
-func (a *authorizer) deny(ctx context.Context, req mcp.Request, method string, s policy.Subject, target policy.Request, d policy.Decision, label string) {
+// arguments that fail the tool's schema. answer is the error the client
+// gets. The record is a "policy" record of the call the front recorded
+// (call), written durably before the client is answered.
+func (a *authorizer) deny(ctx context.Context, req mcp.Request, call *callState, method string, s policy.Subject, target policy.Request, d policy.Decision, label string, answer error) {
 	a.logger.Warn("request refused", "why", label, "principal", s.ID, "method", method, "name", target.Name, "rule", d.Rule, "reason", d.Reason)
 	a.metrics.Refusal(label)
+	up := a.upstreamOf(string(target.Kind), target.Name)
+	_, code := outcomeOf(nil, answer)
+	call.denied(up, d.Rule, d.Reason, code)
 	if a.audit == nil {
 		return
 	}
-	ev := audit.Event{
-		Time:      time.Now().UTC(),
-		Principal: s.ID,
-		Method:    method,
-		Name:      target.Name,
-		Decision:  audit.Deny,
-		Rule:      d.Rule,
-		Reason:    d.Reason,
-		Outcome:   "denied",
+	ev := audit.Event{Time: time.Now().UTC(), Principal: s.ID, Roles: s.Roles, Scopes: s.Scopes}
+	if call != nil {
+		ev = call.ev // the same call: its id, principal, era, digest
 	}
-	if ss, ok := req.GetSession().(*mcp.ServerSession); ok {
+	ev.Stage, ev.Method, ev.Name, ev.Upstream = audit.StagePolicy, method, target.Name, up
+	ev.Decision, ev.Rule, ev.Reason, ev.Outcome, ev.ErrorCode = audit.Deny, d.Rule, d.Reason, audit.OutcomeDenied, code
+	if ss, ok := req.GetSession().(*mcp.ServerSession); ok && ev.Session == "" {
 		ev.Session = ss.ID()
 	}
 	if err := a.audit.Append(ctx, ev); err != nil {

@@ -87,7 +87,7 @@ func TestPolicyTwoRoles(t *testing.T) {
 
 	var denials []audit.Event
 	for _, ev := range auditEvents(t, tg, logPath) {
-		if ev.Decision == audit.Deny {
+		if ev.Decision == audit.Deny && ev.Stage == audit.StagePolicy {
 			denials = append(denials, ev)
 		}
 	}
@@ -364,7 +364,9 @@ func TestSchemaViolationNeverReachesTheUpstream(t *testing.T) {
 	}
 	n := 0
 	for _, ev := range auditEvents(t, tg, logPath) {
-		if ev.Decision == audit.Deny && ev.Name == "note" && strings.Contains(ev.Reason, "input schema") {
+		// Counted at the decision (stage policy); the call's result record
+		// repeats the denial as its outcome.
+		if ev.Stage == audit.StagePolicy && ev.Decision == audit.Deny && ev.Name == "note" && strings.Contains(ev.Reason, "input schema") {
 			n++
 		}
 	}

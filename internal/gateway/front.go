@@ -12,9 +12,10 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
-	"github.com/mcpgate/mcpgate/internal/limits"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
@@ -26,9 +27,13 @@ type Authenticator interface {
 }
 
 // Auditor records the gateway's decisions durably. When a record cannot be
-// written the call is refused: no call goes unaudited.
+// written the call is refused: no call goes unaudited. Append returns once
+// the record is on stable storage (the write-ahead record of a call, a
+// refusal); Submit queues a record of what already happened (a call's
+// result) without waiting for it, so the response is not delayed.
 type Auditor interface {
 	Append(ctx context.Context, ev audit.Event) error
+	Submit(ev audit.Event) error
 }
 
 // front is the MCP endpoint: it authenticates, enforces the POST content
@@ -43,13 +48,16 @@ type front struct {
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
 	streamTimeout  time.Duration
-	challenge      string  // WWW-Authenticate value on 401
 	audit          Auditor // nil: auditing is off (warned at start)
+	calls          *calls  // audited calls in flight, for the policy middleware
 	logger         *slog.Logger
 	metrics        *telemetry.Metrics // nil: not measured
-	rate           *limits.Buckets    // per principal; nil: off
-	toolRate       *limits.Buckets    // per principal and tool (tools/call); nil: off
-	concurrency    *limits.Concurrency
+	limiter        *callLimiter
+	tracer         trace.Tracer  // nil: tracing off
+	sessions       *sessionTable // caps legacy sessions; nil: no caps (tests)
+	streams        streams       // legacy GET event streams, ended at drain
+	// challenge makes the WWW-Authenticate values of a 401 or 403 (oauth.go).
+	challenge challenger
 }
 
 func (f *front) serve(w http.ResponseWriter, r *http.Request) {
@@ -63,10 +71,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := f.auth.Authenticate(r)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", f.challenge)
-		f.metrics.AuthFailure(authFailureReason(err))
-		f.reject(w, r, nil, refusal{http.StatusUnauthorized, transport.CodeInvalidRequest, telemetry.RefusedUnauthenticated,
-			"unauthorized: " + err.Error()})
+		f.refuseAuth(w, r, err)
 		return
 	}
 	r = r.WithContext(authn.WithPrincipal(r.Context(), p))
@@ -84,6 +89,19 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rc.SetWriteDeadline(time.Now().Add(f.streamTimeout))
+		if r.Method == http.MethodGet {
+			ctx, done, ok := f.streams.begin(r.Context())
+			if !ok {
+				f.reject(w, r, p, refusal{http.StatusServiceUnavailable, transport.CodeInvalidRequest, telemetry.RefusedDraining,
+					"service unavailable: the gateway is shutting down"})
+				return
+			}
+			defer done()
+			r = r.WithContext(ctx)
+		}
+		if f.sessions != nil {
+			defer f.sessions.use(r.Header.Get("Mcp-Session-Id"))() // a stream keeps its session busy
+		}
 		f.dispatched(r, transport.Legacy)
 		f.legacy.ServeHTTP(w, r)
 		return
@@ -113,19 +131,29 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		f.rejectMessage(w, r, p, msg, *ref)
 		return
 	}
-	release, ref := f.acquire(w, p)
+	release, ref := f.acquire(w, p, msg)
 	if ref != nil {
 		f.rejectMessage(w, r, p, msg, *ref)
 		return
 	}
 	defer release() // the slot is held until the SDK handler returns
-	if !f.allow(w, r, p, f.event(r, p, msg, len(body))) {
+	era := transport.ChooseEra(r.Header, msg)
+	if era == transport.Legacy {
+		created, ref := f.admitSession(w, r, p, msg)
+		if ref != nil {
+			f.rejectMessage(w, r, p, msg, *ref)
+			return
+		}
+		defer created()
+	}
+	ev := f.event(r, p, msg, len(body))
+	ev.ArgsSHA256 = argsDigest(msg, body)
+	if !f.allow(w, r, p, ev) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
-	era := transport.ChooseEra(r.Header, msg)
 	f.dispatched(r, era)
 	if era == transport.Modern {
 		f.modern.ServeHTTP(w, r)
@@ -183,6 +211,7 @@ func (f *front) event(r *http.Request, p *authn.Principal, msg *strictjson.Messa
 	}
 	if p != nil {
 		ev.Principal, ev.AuthMethod = p.ID, string(p.Method)
+		ev.Roles, ev.Scopes = p.Roles, p.Scopes
 	}
 	if msg != nil {
 		switch {
@@ -202,13 +231,17 @@ func (f *front) event(r *http.Request, p *authn.Principal, msg *strictjson.Messa
 	return ev
 }
 
-// allow records an allowed request before anything acts on it, and refuses
-// the request (503) if the record cannot be written.
+// allow records an allowed request before anything acts on it (its
+// write-ahead record), and refuses the request (503) if the record cannot be
+// written. An allowed request's result is recorded when it has been served
+// (see ServeHTTP); the policy middleware finds the call by callHeader.
 func (f *front) allow(w http.ResponseWriter, r *http.Request, p *authn.Principal, ev audit.Event) bool {
-	labelsFrom(r.Context()).method = ev.Method
+	labels := labelsFrom(r.Context())
+	labels.learn(ev, true)
 	if f.audit == nil {
 		return true
 	}
+	ev.Call, ev.Stage = audit.NewCallID(), audit.StageRequest
 	if err := f.appendAudit(r.Context(), ev); err != nil {
 		f.logger.Error("audit record not written: request refused", "error", err, "principal", p, "method", ev.Method)
 		f.metrics.Refusal(telemetry.RefusedAuditUnavailable)
@@ -216,6 +249,13 @@ func (f *front) allow(w http.ResponseWriter, r *http.Request, p *authn.Principal
 			"service unavailable: the audit log cannot be written, so no call is accepted")
 		return false
 	}
+	cs := &callState{ev: ev, start: labels.start}
+	if cs.start.IsZero() {
+		cs.start = ev.Time
+	}
+	labels.call = cs
+	f.calls.add(cs)
+	r.Header.Set(callHeader, ev.Call) // replaces any the client sent
 	return true
 }
 
@@ -232,12 +272,11 @@ func (f *front) rejectMessage(w http.ResponseWriter, r *http.Request, p *authn.P
 		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
 	f.metrics.Refusal(ref.label)
 	ev := f.event(r, p, msg, 0)
-	if msg != nil {
-		labelsFrom(r.Context()).method = ev.Method
-	}
+	labelsFrom(r.Context()).learn(ev, msg != nil)
 	if f.audit != nil {
-		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, ref.message, "refused"
+		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, ref.message, audit.OutcomeRefused
 		ev.HTTPStatus, ev.ErrorCode = ref.status, ref.code
+		ev.Call, ev.Stage = audit.NewCallID(), audit.StageRequest
 		if err := f.appendAudit(r.Context(), ev); err != nil {
 			f.logger.Error("audit record of a refusal not written", "error", err)
 		}
@@ -259,18 +298,11 @@ type refusal struct {
 // this is an application-defined code outside JSON-RPC's reserved range.
 const CodeRateLimited = -31429
 
-// limitRate takes a token from the principal's bucket and, for tools/call,
-// from the principal-and-tool bucket. Past either, it sets Retry-After (whole
-// seconds, rounded up) and returns the 429 to answer.
+// limitRate takes a token from every bucket the request draws on (see
+// callLimiter). Past one, it sets Retry-After (whole seconds, rounded up)
+// and returns the 429 to answer.
 func (f *front) limitRate(w http.ResponseWriter, p *authn.Principal, msg *strictjson.Message) *refusal {
-	owner := p.SessionOwner()
-	ok, wait := f.rate.Allow(owner)
-	what := "requests"
-	if ok && msg != nil && msg.Method == "tools/call" && f.toolRate != nil {
-		// The key is the owner, a NUL (which no id contains), the tool name.
-		ok, wait = f.toolRate.Allow(owner + "\x00" + msg.Name)
-		what = "calls of this tool"
-	}
+	ok, wait, what := f.limiter.allowRate(p, msg)
 	if ok {
 		return nil
 	}
@@ -280,24 +312,45 @@ func (f *front) limitRate(w http.ResponseWriter, p *authn.Principal, msg *strict
 		fmt.Sprintf("rate limited: too many %s from this principal; retry after %d s", what, secs)}
 }
 
-// acquire takes a concurrency slot for the principal; release gives it back.
-func (f *front) acquire(w http.ResponseWriter, p *authn.Principal) (release func(), ref *refusal) {
-	if f.concurrency == nil {
-		return func() {}, nil
-	}
-	release, why := f.concurrency.AcquireReason(p.SessionOwner())
-	if why == limits.Granted {
+// acquire takes the request's concurrency slots; release gives them back.
+func (f *front) acquire(w http.ResponseWriter, p *authn.Principal, msg *strictjson.Message) (release func(), ref *refusal) {
+	release, refused := f.limiter.acquire(p, msg)
+	if refused == "" {
 		return release, nil
 	}
-	msg := "too many calls in flight for this principal; retry when one has finished"
-	if why == limits.TotalFull {
-		msg = "the gateway has too many calls in flight; retry shortly"
-	}
 	w.Header().Set("Retry-After", "1")
-	return nil, &refusal{http.StatusTooManyRequests, CodeRateLimited, telemetry.RefusedConcurrency, "concurrency limit: " + msg}
+	return nil, &refusal{http.StatusTooManyRequests, CodeRateLimited, telemetry.RefusedConcurrency, "concurrency limit: " + refused}
 }
 
 // retryAfterSeconds is d in whole seconds, rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) int64 {
 	return max(int64((d+time.Second-1)/time.Second), 1)
+}
+
+// admitSession applies limits.sessions to a legacy-era POST: a request in a
+// session marks it busy while it is served; an initialize (the request that
+// makes a session) is admitted, making room by ending the oldest idle
+// session past a cap, or refused. The returned done must be called when the
+// request has been served.
+func (f *front) admitSession(w http.ResponseWriter, r *http.Request, p *authn.Principal, msg *strictjson.Message) (done func(), ref *refusal) {
+	if f.sessions == nil {
+		return func() {}, nil
+	}
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+		return f.sessions.use(id), nil
+	}
+	if msg.Method != "initialize" {
+		return func() {}, nil // the SDK refuses it: no session
+	}
+	created, evicted, ok := f.sessions.admit(p.SessionOwner())
+	if len(evicted) > 0 {
+		f.logger.Info("idle sessions ended to make room for a new one", "principal", p, "ended", len(evicted))
+	}
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		return nil, &refusal{http.StatusTooManyRequests, CodeRateLimited, telemetry.RefusedSessions,
+			"too many sessions: every session open for this principal (or this gateway) is in use; end one (DELETE) or retry later"}
+	}
+	// The SDK names the new session in the response's Mcp-Session-Id.
+	return func() { created(w.Header().Get("Mcp-Session-Id")) }, nil
 }

@@ -20,10 +20,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/mcpgate/mcpgate/internal/alert"
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/limits"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
@@ -54,10 +54,14 @@ type Gateway struct {
 	metrics   *telemetry.Metrics
 	adminLn   net.Listener // nil: admin listener disabled or not bound
 	serving   atomic.Bool  // the MCP listener is serving (readiness)
+	// connections counts the MCP listener's open connections.
+	connections atomic.Int64
+	alerts      *alert.Alerter // nil: no alert rules
 }
 
 // New builds a gateway from a validated config.
-func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
+func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, error) {
+	o := buildOptions(opts)
 	authenticator, err := newAuthenticator(cfg.Auth, logger)
 	if err != nil {
 		return nil, err
@@ -73,6 +77,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: telemetry.New(Version())}
+	alerting, err := alertOptions(cfg.Alerts, g.metrics, logger)
+	if err != nil {
+		return nil, err
+	}
 	if g.integrity, err = newIntegrity(cfg.ToolIntegrity, logger.With("component", "integrity"), g.metrics); err != nil {
 		return nil, err
 	}
@@ -82,7 +90,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		}
 	}
 	if cfg.Audit.Path != "" {
-		if g.audit, err = openAudit(cfg.Audit, logger); err != nil {
+		if g.audit, err = openAudit(cfg.Audit, logger, g.metrics); err != nil {
 			return nil, err
 		}
 	}
@@ -93,6 +101,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		Logger:    logger,
 		SDKLogger: sdkLogger,
 		Metrics:   g.metrics,
+		Calls:     telemetry.NewCallObserver(g.metrics, o.tracer()),
+		// A call awaiting a modern client's input is a call in flight that
+		// holds no request: the same caps bound it.
+		MaxPendingCalls:             cfg.Limits.ConcurrentTotal,
+		MaxPendingCallsPerPrincipal: cfg.Limits.PerPrincipal.Concurrent,
 	}
 	catalogOpts.Redacted = g.redacted
 	if g.integrity != nil {
@@ -147,13 +160,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		challenge:     challenge(cfg.Auth),
 		logger:        logger,
 		metrics:       g.metrics,
-		rate:          limits.NewBuckets(lim.PerPrincipal.Rate, lim.PerPrincipal.Burst, lim.MaxTrackedPrincipals, nil),
-		toolRate:      limits.NewBuckets(lim.PerPrincipalTool.Rate, lim.PerPrincipalTool.Burst, lim.MaxTrackedPrincipals, nil),
-		concurrency:   limits.NewConcurrency(lim.PerPrincipal.Concurrent, lim.ConcurrentTotal),
+		limiter:       newCallLimiter(cfg, g.catalog.UpstreamOf),
+		tracer:        o.tracer(),
+		sessions:      newSessionTable(lim.Sessions.Total, lim.Sessions.PerPrincipal, sdkSessions{server}, nil),
 	}
 	if g.audit != nil {
 		f.audit = g.audit // a nil *audit.Log must not become a non-nil Auditor
 		g.authz.audit = g.audit
+		f.calls = g.authz.calls
 	}
 	mux := http.NewServeMux()
 	g.front = f
@@ -167,13 +181,23 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	guard := transport.NewHostGuard(cfg.Listen, g.tls != nil)
 	guard.OnRefusal = g.metrics.Refusal
 	g.handler = guard.Wrap(mux, logger)
+	if err := g.metrics.TrackSessions(telemetry.EraLegacy, legacySessions(server)); err != nil {
+		return nil, err
+	}
+	if err := f.limiter.track(g.metrics); err != nil {
+		return nil, err
+	}
+	if err := g.metrics.TrackConnections(func() int { return int(g.connections.Load()) }); err != nil {
+		return nil, err
+	}
+	g.startAlerts(alerting) // last: nothing after it fails
 	return g, nil
 }
 
 // openAudit opens the audit log with the configured signing key. The key
 // file must be readable by its owner only: whoever reads it can forge
 // checkpoints.
-func openAudit(a config.Audit, logger *slog.Logger) (*audit.Log, error) {
+func openAudit(a config.Audit, logger *slog.Logger, metrics *telemetry.Metrics) (*audit.Log, error) {
 	info, err := os.Stat(a.SigningKey)
 	if err != nil {
 		return nil, fmt.Errorf("read audit.signing_key: %w", err)
@@ -191,7 +215,16 @@ func openAudit(a config.Audit, logger *slog.Logger) (*audit.Log, error) {
 	}
 	l, err := audit.Open(a.Path, signer, audit.Options{
 		CheckpointInterval: a.CheckpointInterval,
-		Logger:             logger.With("component", "audit"),
+		RotateBytes:        a.Rotate.Bytes(),
+		RotateAge:          a.Rotate.MaxAge,
+		CheckpointCopy:     a.CheckpointCopy,
+		// Result records lost after Submit returned count as failures.
+		OnLost: func(n int, err error) {
+			for range n {
+				metrics.AuditAppend(0, err)
+			}
+		},
+		Logger: logger.With("component", "audit"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
@@ -239,6 +272,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 // it; call it only for a gateway never served.
 func (g *Gateway) Close() error {
 	g.catalog.Close()
+	closeLegacySessions(g.catalog.Server())
+	g.alerts.Close()
 	if g.adminLn != nil {
 		g.adminLn.Close() // already closed if served
 	}
@@ -262,7 +297,7 @@ func newAuthenticator(a config.Auth, logger *slog.Logger) (Authenticator, error)
 		ids[i], digests[i], roles[i] = k.ID, k.SHA256, k.Roles
 	}
 	keys, err := authn.NewAPIKeys(ids, digests, roles)
-	if err != nil || a.JWT == nil {
+	if err != nil || (a.JWT == nil && a.Introspection == nil && a.MTLS == nil) {
 		return keys, err
 	}
 	return newBearer(keys, a, logger)
@@ -283,7 +318,18 @@ func bindSessions(h http.Handler, authDisabled bool) http.Handler {
 		}
 		return &auth.TokenInfo{UserID: p.SessionOwner(), Extra: map[string]any{principalKey: p}}, nil
 	}
-	return auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+	bound := auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The SDK hands its session binding only a request with a bearer
+		// header; a principal of a client certificate has none. The value is
+		// a placeholder the verify above never reads (it takes the
+		// principal from the context), and nothing forwards it.
+		if r.Header.Get("Authorization") == "" && authn.PrincipalFrom(r.Context()) != nil {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer mcpgate-principal")
+		}
+		bound.ServeHTTP(w, r)
+	})
 }
 
 // principalKey holds the request's *authn.Principal in the SDK's
@@ -311,17 +357,53 @@ func (g *Gateway) EndpointURL(ln net.Listener) string {
 	return scheme + ln.Addr().String() + EndpointPath
 }
 
-// Listen binds the configured address.
+// Listen binds the configured address and the admin listener.
 func (g *Gateway) Listen() (net.Listener, error) {
-	ln, err := net.Listen("tcp", g.cfg.Listen.Address)
+	ls, err := Bind(g.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", g.cfg.Listen.Address, err)
-	}
-	if err := g.listenAdmin(); err != nil {
-		ln.Close()
 		return nil, err
 	}
-	return ln, nil
+	g.adminLn = ls.Admin
+	return ls.MCP, nil
+}
+
+// Listeners are the gateway's sockets, bound by Bind before the gateway is
+// built so that a root process can bind low ports and then drop its
+// privileges (run_as) before it opens anything else.
+type Listeners struct {
+	MCP   net.Listener
+	Admin net.Listener // nil when the admin listener is disabled
+}
+
+// Bind binds the MCP listener and, unless disabled, the admin listener.
+func Bind(cfg *config.Config) (*Listeners, error) {
+	ln, err := net.Listen("tcp", cfg.Listen.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen.Address, err)
+	}
+	ls := &Listeners{MCP: ln}
+	if cfg.Admin.Disabled {
+		return ls, nil
+	}
+	if ls.Admin, err = net.Listen("tcp", cfg.Admin.Address); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin listener on %s: %w", cfg.Admin.Address, err)
+	}
+	return ls, nil
+}
+
+// Close closes both listeners (for a start abandoned before Serve).
+func (ls *Listeners) Close() {
+	ls.MCP.Close()
+	if ls.Admin != nil {
+		ls.Admin.Close()
+	}
+}
+
+// ServeListeners is Serve on listeners bound by Bind.
+func (g *Gateway) ServeListeners(ctx context.Context, ls *Listeners) error {
+	g.adminLn = ls.Admin
+	return g.Serve(ctx, ls.MCP)
 }
 
 // Serve serves on ln until ctx is done, then drains: it stops accepting,
@@ -342,6 +424,10 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		g.logger.Warn("JWT KEYS MAY BE FETCHED OVER PLAIN HTTP FROM LOOPBACK: for tests and development only",
 			"key", "auth.jwt.insecure_allow_http_loopback_issuer", "jwks_url", j.JWKSURL)
 	}
+	if in := g.cfg.Auth.Introspection; in != nil && in.InsecureAllowHTTPLoopback {
+		g.logger.Warn("TOKENS MAY BE INTROSPECTED OVER PLAIN HTTP ON LOOPBACK: for tests and development only",
+			"key", "auth.introspection.insecure_allow_http_loopback", "url", in.URL)
+	}
 	if g.tls == nil && !config.IsLoopbackAddress(g.cfg.Listen.Address) {
 		g.logger.Warn("SERVING PLAINTEXT ON A NON-LOOPBACK ADDRESS: API keys and tool traffic cross the network unencrypted unless a TLS-terminating proxy is in front",
 			"key", "listen.insecure_plaintext", "address", ln.Addr().String())
@@ -351,6 +437,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	url := g.EndpointURL(ln)
+	// The cap counts TCP connections, so a TLS handshake in progress holds
+	// a slot as a request does.
+	ln = transport.LimitListener(ln, g.cfg.Listen.MaxConnections, func(delta int) { g.connections.Add(int64(delta)) })
 	if g.tls != nil {
 		ln = tls.NewListener(ln, g.tls.Config)
 	}
@@ -374,6 +463,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	g.serving.Store(false) // not ready: draining
+	// An event stream is no call in flight: it would hold the drain open
+	// until the grace period ends. Streams end now; calls may finish.
+	g.front.streams.end()
 	g.logger.Info("shutting down", "grace", shutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

@@ -39,8 +39,9 @@ func newTestGateway(t testing.TB, edit func(*config.Config)) *testGateway {
 	return newLoggedTestGateway(t, edit, slog.New(slog.DiscardHandler))
 }
 
-// newLoggedTestGateway is newTestGateway with the gateway logging to logger.
-func newLoggedTestGateway(t testing.TB, edit func(*config.Config), logger *slog.Logger) *testGateway {
+// newLoggedTestGateway is newTestGateway with the gateway logging to logger
+// and built with opts.
+func newLoggedTestGateway(t testing.TB, edit func(*config.Config), logger *slog.Logger, opts ...Option) *testGateway {
 	t.Helper()
 	keyA, digestA := authn.NewKey()
 	keyB, digestB := authn.NewKey()
@@ -55,7 +56,7 @@ func newLoggedTestGateway(t testing.TB, edit func(*config.Config), logger *slog.
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatalf("test config invalid: %v", ps)
 	}
-	g, err := New(cfg, logger)
+	g, err := New(cfg, logger, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

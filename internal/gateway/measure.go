@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
@@ -13,9 +15,13 @@ import (
 )
 
 // requestLabels are a request's metric labels, filled in by the front as it
-// learns them.
+// learns them, and its audited call once its write-ahead record is written.
 type requestLabels struct {
 	era, method string
+	// For the trace span only (unbounded: never metric labels).
+	name, principal string
+	start           time.Time
+	call            *callState // nil: no write-ahead record (refused, or auditing off)
 }
 
 type labelsKey struct{}
@@ -33,9 +39,23 @@ func labelsFrom(ctx context.Context) *requestLabels {
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	labels := &requestLabels{era: telemetry.EraNone, method: telemetry.MethodNone}
-	defer func() { f.metrics.Request(labels.era, labels.method, sw.status(), time.Since(start)) }()
+	labels := &requestLabels{era: telemetry.EraNone, method: telemetry.MethodNone, start: start}
+	var span trace.Span
+	if f.tracer != nil {
+		r, span = telemetry.StartServerSpan(f.tracer, r)
+	}
+	defer func() {
+		f.metrics.Request(labels.era, labels.method, sw.status(), time.Since(start))
+		if span != nil {
+			telemetry.EndServerSpan(span, labels.era, labels.method, labels.name, labels.principal, sw.status())
+		}
+	}()
 	f.serve(sw, r.WithContext(context.WithValue(r.Context(), labelsKey{}, labels)))
+	if cs := labels.call; cs != nil {
+		// The response has been written: record how the call ended.
+		f.calls.remove(cs)
+		f.submitAudit(cs.result(time.Since(start), sw.bytes, sw.status(), r.Context().Err()))
+	}
 }
 
 // dispatched labels a request with the era of the SDK handler it is
@@ -54,6 +74,15 @@ func (f *front) appendAudit(ctx context.Context, ev audit.Event) error {
 	return err
 }
 
+// submitAudit queues a call's result record. The response is already sent:
+// a failure cannot refuse the call any more, so it is logged and counted.
+func (f *front) submitAudit(ev audit.Event) {
+	if err := f.audit.Submit(ev); err != nil {
+		f.metrics.AuditAppend(0, err)
+		f.logger.Error("audit result record not written", "error", err, "call", ev.Call, "method", ev.Method)
+	}
+}
+
 // authFailureReason is the metric label of an authentication failure.
 func authFailureReason(err error) string {
 	switch {
@@ -66,12 +95,14 @@ func authFailureReason(err error) string {
 	}
 }
 
-// statusWriter remembers the status of the answer. Unwrap lets
+// statusWriter remembers the status of the answer and counts the body
+// bytes written (the audit's bytes_out). Unwrap lets
 // http.ResponseController reach the real writer (deadlines, flushing), and
 // Flush keeps streaming (SSE) working for code that asserts http.Flusher.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code  int
+	bytes int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -85,7 +116,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Flush() {

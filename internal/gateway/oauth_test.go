@@ -17,6 +17,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/config"
 )
 
@@ -102,19 +103,19 @@ func TestJWTThroughGateway(t *testing.T) {
 		t.Fatalf("API key call: status %d: %s", resp.StatusCode, b)
 	}
 
-	wantChallenge := `Bearer resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/mcp", scope="mcp:tools mcp:resources"`
-	for _, tt := range []struct{ name, token string }{
-		{"no token", ""},
-		{"token for another resource", is.token(t, "https://other.example.com/mcp")},
-		{"garbage JWT", "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"},
-		{"wrong API key", "mgk_nope"},
+	const prm = `resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/mcp", scope="mcp:tools mcp:resources"`
+	for _, tt := range []struct{ name, token, wantChallenge string }{
+		{"no token", "", "Bearer " + prm},
+		{"token for another resource", is.token(t, "https://other.example.com/mcp"), `Bearer error="invalid_token", ` + prm},
+		{"garbage JWT", "eyJhbGciOiJFUzI1NiJ9.e30.c2ln", `Bearer error="invalid_token", ` + prm},
+		{"wrong API key", "mgk_nope", `Bearer error="invalid_token", ` + prm},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, b := tg.post(t, tt.token, call, modernHeaders("tools/call", "echo"))
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("status %d: %s", resp.StatusCode, b)
 			}
-			if got := resp.Header.Get("WWW-Authenticate"); got != wantChallenge {
+			if got, wantChallenge := resp.Header.Get("WWW-Authenticate"), tt.wantChallenge; got != wantChallenge {
 				t.Fatalf("WWW-Authenticate = %s, want %s", got, wantChallenge)
 			}
 		})
@@ -187,7 +188,11 @@ func TestNoMetadataWithoutJWT(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("status %d, want 404", resp.StatusCode)
 	}
-	if got := challenge(config.Auth{}); got != `Bearer realm="mcpgate"` {
+	c := challenge(config.Auth{})
+	if got := c.unauthorized(authn.ErrNoCredentials); got != `Bearer realm="mcpgate"` {
 		t.Fatalf("challenge without jwt: %s", got)
+	}
+	if got := c.unauthorized(authn.ErrUnknownCredentials); got != `Bearer realm="mcpgate", error="invalid_token"` {
+		t.Fatalf("challenge without jwt, wrong key: %s", got)
 	}
 }

@@ -175,3 +175,113 @@ func TestLegacyEventStream(t *testing.T) {
 		t.Fatalf("request on a deleted session: status %d, want 404: %s", r.StatusCode, b)
 	}
 }
+
+// TestConnectionCap: listen.max_connections is enforced on the real
+// listener. Two connections that hold their slots (a header never
+// finished) keep a third client's request unread; when the gateway's
+// header timeout cuts them off, the third is served.
+func TestConnectionCap(t *testing.T) {
+	addr, key := servedGateway(t, func(c *config.Config) {
+		c.Listen.MaxConnections = 2
+		c.Listen.ReadHeaderTimeout = time.Second
+	})
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /mcp HTTP/1.1\r\nHost: localhost\r\n") // and never the rest
+	}
+	time.Sleep(100 * time.Millisecond) // both accepted: the slots are taken
+	third, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	fmt.Fprintf(third, "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"+
+		"MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\nContent-Length: %d\r\n\r\n%s",
+		key, len(modernBody(1, "tools/list", "")), modernBody(1, "tools/list", ""))
+	start := time.Now()
+	if got := outcome(t, third); !strings.Contains(got, " 200 ") {
+		t.Fatalf("the third connection got %q, want 200 once a slot was free", got)
+	}
+	// It was held back until the header timeout freed a slot (a lower bound
+	// only: the cap, not the machine's speed, is what this shows).
+	if waited := time.Since(start); waited < 500*time.Millisecond {
+		t.Fatalf("the third connection was served after %v, while the two slots were held", waited)
+	}
+}
+
+// TestDrainEndsEventStreams: a legacy GET event stream does not hold the
+// drain open until the grace period is over: at shutdown it is ended at
+// once, and Serve returns long before shutdownGrace.
+func TestDrainEndsEventStreams(t *testing.T) {
+	key, digest := authn.NewKey()
+	cfg := config.Default()
+	cfg.Listen.Address, cfg.Admin.Address = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Auth.APIKeys = []config.APIKey{{ID: "alice", SHA256: digest, Roles: []string{"admin"}}}
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := g.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, ln) }()
+	for !g.serving.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	url := "http://" + ln.Addr().String() + EndpointPath
+	send := func(method, body, sid string) *http.Response {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := send(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`, "")
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	sid := resp.Header.Get("Mcp-Session-Id")
+	resp = send(http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid)
+	resp.Body.Close()
+	stream := send(http.MethodGet, "", sid)
+	defer stream.Body.Close()
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream: %s", stream.Status)
+	}
+	ended := make(chan struct{})
+	go func() { io.Copy(io.Discard, stream.Body); close(ended) }()
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(shutdownGrace - 2*time.Second):
+		t.Fatalf("Serve still draining %v after shutdown began: the event stream held it", time.Since(start))
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream was not ended at shutdown")
+	}
+}

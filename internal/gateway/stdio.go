@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
-	"github.com/mcpgate/mcpgate/internal/limits"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
@@ -112,7 +112,8 @@ type stdioConn struct {
 	w   io.Writer
 
 	mu       sync.Mutex
-	inflight map[string]func() // request id -> release of its concurrency slot
+	inflight map[string]func()     // request id -> release of its concurrency slot
+	calls    map[string]*callState // request id -> its audited call, until answered
 }
 
 type lineOrErr struct {
@@ -130,6 +131,7 @@ func newStdioConn(f *front, p *authn.Principal, r io.Reader, w io.Writer) *stdio
 		lines:     make(chan lineOrErr),
 		closed:    make(chan struct{}),
 		inflight:  map[string]func(){},
+		calls:     map[string]*callState{},
 	}
 	go c.readLines()
 	return c
@@ -239,14 +241,8 @@ func (c *stdioConn) admit(ctx context.Context, line []byte) (jsonrpc.Message, bo
 		// The SDK reads the principal from here, exactly as for HTTP.
 		req.Extra = &mcp.RequestExtra{TokenInfo: c.token}
 	}
-	owner := c.principal.SessionOwner()
 	if msg.Kind != strictjson.Response {
-		ok, wait := c.f.rate.Allow(owner)
-		what := "requests"
-		if ok && msg.Method == "tools/call" && c.f.toolRate != nil {
-			ok, wait = c.f.toolRate.Allow(owner + "\x00" + msg.Name)
-			what = "calls of this tool"
-		}
+		ok, wait, what := c.f.limiter.allowRate(c.principal, msg)
 		if !ok {
 			c.refuse(ctx, msg, msg.ID, len(line), CodeRateLimited, telemetry.RefusedRateLimited,
 				fmt.Sprintf("rate limited: too many %s from this principal; retry after %d s", what, retryAfterSeconds(wait)))
@@ -256,14 +252,10 @@ func (c *stdioConn) admit(ctx context.Context, line []byte) (jsonrpc.Message, bo
 	if msg.Method == "notifications/cancelled" {
 		c.cancelled(req)
 	}
-	if msg.Kind == strictjson.Request && c.f.concurrency != nil {
-		release, why := c.f.concurrency.AcquireReason(owner)
-		if why != limits.Granted {
-			m := "too many calls in flight for this principal; retry when one has finished"
-			if why == limits.TotalFull {
-				m = "the gateway has too many calls in flight; retry shortly"
-			}
-			c.refuse(ctx, msg, msg.ID, len(line), CodeRateLimited, telemetry.RefusedConcurrency, "concurrency limit: "+m)
+	if msg.Kind == strictjson.Request {
+		release, refused := c.f.limiter.acquire(c.principal, msg)
+		if refused != "" {
+			c.refuse(ctx, msg, msg.ID, len(line), CodeRateLimited, telemetry.RefusedConcurrency, "concurrency limit: "+refused)
 			return nil, false
 		}
 		c.mu.Lock()
@@ -274,15 +266,55 @@ func (c *stdioConn) admit(ctx context.Context, line []byte) (jsonrpc.Message, bo
 		c.mu.Unlock()
 	}
 	if c.f.audit != nil {
-		if err := c.f.appendAudit(ctx, c.event(msg, len(line))); err != nil {
+		ev := c.event(msg, len(line))
+		ev.Call, ev.Stage, ev.ArgsSHA256 = audit.NewCallID(), audit.StageRequest, argsDigest(msg, line)
+		if err := c.f.appendAudit(ctx, ev); err != nil {
 			c.f.logger.Error("audit record not written: request refused", "error", err, "principal", c.principal, "method", msg.Method)
 			c.release(msg.ID)
 			c.f.metrics.Refusal(telemetry.RefusedAuditUnavailable)
 			c.answer(ctx, msg.Kind, msg.ID, transport.CodeInternalError, "service unavailable: the audit log cannot be written, so no call is accepted")
 			return nil, false
 		}
+		if isReq && msg.Kind == strictjson.Request {
+			// Its result is recorded when the SDK answers it (Write); a
+			// notification or a response has no answer and no result record.
+			cs := &callState{ev: ev, start: ev.Time}
+			c.f.calls.add(cs)
+			req.Extra.(*mcp.RequestExtra).Header = http.Header{callHeader: {ev.Call}}
+			c.mu.Lock()
+			if old := c.calls[string(msg.ID)]; old != nil {
+				c.f.calls.remove(old) // a reused id: the SDK refuses the duplicate
+			}
+			c.calls[string(msg.ID)] = cs
+			c.mu.Unlock()
+		}
 	}
 	return decoded, true
+}
+
+// finishCall records the result of the call answered under id: resp is the
+// answer (nil: none, the session ended first), n the bytes written.
+func (c *stdioConn) finishCall(id string, resp *jsonrpc.Response, n int) {
+	c.mu.Lock()
+	cs := c.calls[id]
+	delete(c.calls, id)
+	c.mu.Unlock()
+	if cs == nil {
+		return
+	}
+	c.f.calls.remove(cs)
+	if resp != nil && resp.Error != nil {
+		cs.mu.Lock()
+		if cs.outcome == "" || cs.outcome == audit.OutcomeOK {
+			cs.outcome, cs.errCode = outcomeOf(nil, resp.Error)
+		}
+		cs.mu.Unlock()
+	}
+	var ended error
+	if resp == nil {
+		ended = context.Canceled
+	}
+	c.f.submitAudit(cs.result(time.Since(cs.start), int64(n), 0, ended))
 }
 
 // event describes a stdio message for the audit log, as front.event does
@@ -296,6 +328,8 @@ func (c *stdioConn) event(msg *strictjson.Message, n int) audit.Event {
 		BytesIn:    int64(n),
 		Decision:   audit.Allow,
 		Principal:  c.principal.ID,
+		Roles:      c.principal.Roles,
+		Scopes:     c.principal.Scopes,
 		AuthMethod: string(c.principal.Method),
 	}
 	if msg.Kind == strictjson.Response {
@@ -320,7 +354,8 @@ func (c *stdioConn) refuse(ctx context.Context, msg *strictjson.Message, id json
 		kind = msg.Kind
 	}
 	if c.f.audit != nil {
-		ev.Decision, ev.Reason, ev.Outcome, ev.ErrorCode = audit.Deny, message, "refused", code
+		ev.Decision, ev.Reason, ev.Outcome, ev.ErrorCode = audit.Deny, message, audit.OutcomeRefused, code
+		ev.Call, ev.Stage = audit.NewCallID(), audit.StageRequest
 		if err := c.f.appendAudit(ctx, ev); err != nil {
 			c.f.logger.Error("audit record of a refusal not written", "error", err)
 		}
@@ -398,9 +433,16 @@ func (c *stdioConn) releaseAll() {
 	c.mu.Lock()
 	rels := c.inflight
 	c.inflight = map[string]func(){}
+	pending := make([]string, 0, len(c.calls))
+	for id := range c.calls {
+		pending = append(pending, id)
+	}
 	c.mu.Unlock()
 	for _, rel := range rels {
 		rel()
+	}
+	for _, id := range pending {
+		c.finishCall(id, nil, 0) // never answered: the session ended
 	}
 }
 
@@ -414,6 +456,11 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	if resp, ok := msg.(*jsonrpc.Response); ok && resp.ID.IsValid() {
 		if id, merr := json.Marshal(resp.ID.Raw()); merr == nil {
 			c.release(id)
+			n := len(b) + 1
+			if err != nil {
+				n = 0
+			}
+			c.finishCall(string(id), resp, n)
 		}
 	}
 	return err

@@ -179,9 +179,10 @@ func TestServeStdio(t *testing.T) {
 		t.Fatalf("audit log does not verify (was it closed with a checkpoint?): %v", err)
 	}
 	for _, want := range []string{
-		`"principal":"local","auth_method":"local","method":"tools/call","name":"echo","decision":"allow"`,
-		`"principal":"local","method":"tools/call","name":"echo","decision":"deny","rule":"local-echo","reason":"arguments do not match`,
-		`"principal":"local","method":"tools/call","name":"test_simple_text","decision":"deny"`,
+		`"stage":"request","principal":"local","roles":["local"],"auth_method":"local","method":"tools/call","name":"echo","decision":"allow"`,
+		`"stage":"result","principal":"local","roles":["local"],"auth_method":"local","method":"tools/call","upstream":"demo","name":"echo","decision":"allow","rule":"local-echo"`,
+		`"stage":"policy","principal":"local","roles":["local"],"auth_method":"local","method":"tools/call","upstream":"demo","name":"echo","decision":"deny","rule":"local-echo","reason":"arguments do not match`,
+		`"stage":"policy","principal":"local","roles":["local"],"auth_method":"local","method":"tools/call","upstream":"demo","name":"test_simple_text","decision":"deny"`,
 		`"principal":"local","auth_method":"local","method":"stdio","decision":"deny","reason":"invalid JSON-RPC message: duplicate key`,
 		`"principal":"local","auth_method":"local","method":"stdio","decision":"deny","reason":"message too large`,
 	} {

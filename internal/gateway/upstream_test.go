@@ -51,6 +51,10 @@ func runTestServer() int {
 	markers := os.Getenv("MARKERS")
 	mark := func(name string) { os.WriteFile(filepath.Join(markers, name), nil, 0o600) }
 	s := mcp.NewServer(&mcp.Implementation{Name: "testserver", Version: "1"}, nil)
+	if os.Getenv("LEGACY") == "1" {
+		legacyOnly(s)
+		addInputTools(s, mark) // see input_test.go
+	}
 	object := json.RawMessage(`{"type":"object"}`)
 	s.AddTool(&mcp.Tool{Name: "block", InputSchema: object}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		mark("started")
@@ -353,6 +357,26 @@ func TestUpstreamCallTimeout(t *testing.T) {
 	r := callTool(t, tg, tg.keyA, "block")
 	if r.Error == nil || r.Error.Code != upstream.CodeTimeout {
 		t.Fatalf("call past call_timeout: %+v, want code %d", r.Error, upstream.CodeTimeout)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timed-out call was not cancelled in the child")
+	}
+}
+
+// TestToolCallTimeout: a tool's own call_timeout replaces the upstream's
+// for that tool: the blocking call is cut off after the tool's 300ms, not
+// the upstream's minute, and cancelled in the child.
+func TestToolCallTimeout(t *testing.T) {
+	tg := newTestGateway(t, withTestServerSettings(func(u *config.Upstream) {
+		u.CallTimeout = time.Minute
+		u.Tools = map[string]config.ToolSettings{"block": {CallTimeout: 300 * time.Millisecond}}
+	}))
+	_, cancelled := addBlockingTool(t, tg)
+	r := callTool(t, tg, tg.keyA, "block")
+	if r.Error == nil || r.Error.Code != upstream.CodeTimeout || !strings.Contains(r.Error.Message, "within 300ms") {
+		t.Fatalf("call past the tool's call_timeout: %+v, want code %d naming 300ms", r.Error, upstream.CodeTimeout)
 	}
 	select {
 	case <-cancelled:

@@ -615,3 +615,57 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// delegatedGroup names the cgroup a root gateway moves itself into before it
+// drops to uid: its own, owned by uid, so that the unprivileged gateway can
+// still make a group per sandbox beneath it. The dot keeps it apart from
+// every sandbox group name (cgroupNameRE allows none).
+func delegatedGroup(uid int) string { return "mcpgate.gateway-" + strconv.Itoa(uid) }
+
+// DelegateCgroups prepares the privilege drop to uid:gid (run_as): in each
+// v1 hierarchy the sandboxes use (memory, pids, cpu) it makes the gateway's
+// delegated group (see delegatedGroup) beneath its own, hands the group's
+// directory and its task lists to uid:gid, and moves the whole process in.
+// After the drop, sandbox groups are made beneath it as before.
+//
+// cgroup v2 is refused: its "no internal processes" rule needs the gateway
+// in a leaf beside its sandboxes, which a service manager sets up better
+// (systemd: User= with Delegate=yes).
+func DelegateCgroups(uid, gid int) error {
+	return hostCgroups.delegate(uid, gid, os.Getpid())
+}
+
+func (h *cgroupHost) delegate(uid, gid, pid int) error {
+	if h.isV2() {
+		return errors.New("delegate cgroups: cgroup v2 is not delegated by mcpgate; run it as a systemd service with User= and Delegate=yes instead of run_as")
+	}
+	var dirs []string
+	for _, ctrl := range []string{"memory", "pids", "cpu"} {
+		own, err := h.v1Dir(ctrl)
+		if err != nil {
+			return fmt.Errorf("delegate cgroups: %w", err)
+		}
+		dir := own
+		if filepath.Base(own) != delegatedGroup(uid) {
+			dir = filepath.Join(own, delegatedGroup(uid))
+		}
+		if slices.Contains(dirs, dir) {
+			continue // controllers mounted together
+		}
+		if err := h.doMkdir(dir); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("delegate cgroups: %w", err)
+		}
+		for _, p := range []string{dir, filepath.Join(dir, "tasks"), filepath.Join(dir, "cgroup.procs")} {
+			if err := os.Lchown(p, uid, gid); err != nil {
+				return fmt.Errorf("delegate cgroups: %w", err)
+			}
+		}
+		dirs = append(dirs, dir)
+	}
+	for _, dir := range dirs {
+		if err := writeCgroupFile(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("delegate cgroups: move the gateway into %s: %w", dir, err)
+		}
+	}
+	return nil
+}

@@ -407,16 +407,17 @@ func newFakeV1(t *testing.T, memsw, cpuSymlink bool) *fakeCgroupFS {
 	f := &fakeCgroupFS{root: t.TempDir()}
 	mem := map[string]string{
 		"cgroup.procs":          "",
+		"tasks":                 "",
 		"memory.limit_in_bytes": unlimitedV1,
 		"memory.oom_control":    "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
 	}
 	if memsw {
 		mem["memory.memsw.limit_in_bytes"] = unlimitedV1
 	}
-	cpu := map[string]string{"cgroup.procs": "", "cpu.cfs_period_us": "100000\n", "cpu.cfs_quota_us": "-1\n"}
+	cpu := map[string]string{"cgroup.procs": "", "tasks": "", "cpu.cfs_period_us": "100000\n", "cpu.cfs_quota_us": "-1\n"}
 	f.files = map[string]map[string]string{
 		"memory":      mem,
-		"pids":        {"cgroup.procs": "", "pids.max": "max\n", "pids.events": "max 0\n"},
+		"pids":        {"cgroup.procs": "", "tasks": "", "pids.max": "max\n", "pids.events": "max 0\n"},
 		"cpu,cpuacct": cpu,
 		"cpu":         cpu,
 	}
@@ -842,5 +843,56 @@ func TestCgroupFakeModeNone(t *testing.T) {
 	empty := &cgroupHost{root: t.TempDir(), selfCgroup: f.host.selfCgroup}
 	if mode, err := empty.mode(); mode != "none" || err == nil {
 		t.Errorf("mode() on empty root = %s, %v", mode, err)
+	}
+}
+
+// TestCgroupFakeDelegate: before a drop to run_as, each hierarchy gets the
+// gateway's own group, owned by the target user, holding the gateway; the
+// sandbox groups made afterwards go beneath it. Running it again reuses the
+// group. cgroup v2 is refused with the way out.
+func TestCgroupFakeDelegate(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("handing a directory to another user needs root (CI runs as root)")
+	}
+	f := newFakeV1(t, false, true)
+	for range 2 {
+		if err := f.host.delegate(65534, 65534, 4242); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dir := range []string{"memory/svc/x", "pids", "cpu,cpuacct"} {
+		d := filepath.Join(f.root, dir, "mcpgate.gateway-65534")
+		for _, p := range []string{d, filepath.Join(d, "tasks"), filepath.Join(d, "cgroup.procs")} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+				t.Errorf("%s owned by %d:%d, want 65534:65534", p, st.Uid, st.Gid)
+			}
+		}
+		if b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs")); string(b) != "4242" {
+			t.Errorf("%s/cgroup.procs = %q, want the gateway's pid", d, b)
+		}
+	}
+	// The kernel now lists the gateway in its delegated groups.
+	mustWrite(t, f.host.selfCgroup, "9:pids:/mcpgate.gateway-65534\n4:memory:/svc/x/mcpgate.gateway-65534\n2:cpu,cpuacct:/mcpgate.gateway-65534\n0::/\n")
+	if err := f.host.delegate(65534, 65534, 4242); err != nil {
+		t.Fatalf("delegate from inside the delegated group: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "pids/mcpgate.gateway-65534/mcpgate.gateway-65534")); err == nil {
+		t.Error("a second delegation from inside nested another group")
+	}
+	c, err := f.host.newCgroup("tool", cgroupLimits{MemoryBytes: 64 << 20, Pids: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.remove()
+	if want := filepath.Join(f.root, "pids/mcpgate.gateway-65534/mcpgate-tool"); c.pidsDir != want {
+		t.Errorf("sandbox group at %s, want %s", c.pidsDir, want)
+	}
+
+	if err := newFakeV2(t).host.delegate(65534, 65534, 4242); err == nil || !strings.Contains(err.Error(), "Delegate=yes") {
+		t.Errorf("v2 delegate = %v, want a refusal naming systemd's Delegate=yes", err)
 	}
 }

@@ -57,3 +57,8 @@ func IsInit() bool { return false }
 
 // RunInit is never called off Linux (IsInit is false).
 func RunInit() {}
+
+// DelegateCgroups is implemented on Linux only.
+func DelegateCgroups(uid, gid int) error {
+	return errors.New("delegate cgroups: supported on Linux only")
+}

@@ -41,6 +41,8 @@ const (
 	RefusedBadJSON          = "bad_json"
 	RefusedRateLimited      = "rate_limited" // 429: a principal's (or principal-and-tool's) token bucket is empty
 	RefusedConcurrency      = "concurrency"  // 429: too many calls in flight, for the principal or the gateway
+	RefusedSessions         = "sessions"     // 429: a new session past limits.sessions with none idle to replace
+	RefusedDraining         = "draining"     // 503: an event stream asked for while the gateway shuts down
 	RefusedAuditUnavailable = "audit_unavailable"
 	RefusedPolicy           = "policy" // the policy denied the call; the client was answered as for something that does not exist
 	RefusedSchema           = "schema" // the call's arguments failed the tool's input schema
@@ -115,6 +117,17 @@ type Metrics struct {
 	definitions   *prometheus.CounterVec
 	redactions    *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
+
+	// Added by issue 9: upstream calls, policy decisions, alerts.
+	upstreamCalls   *prometheus.HistogramVec
+	policyDecisions *prometheus.CounterVec
+	alerts          *prometheus.CounterVec
+	alertDeliveries *prometheus.CounterVec
+	tools           *boundedLabels // the tool label values handed out so far
+
+	// observer is told of the events alert rules count; nil: none. Set
+	// once, before the metrics are used (SetObserver).
+	observer Observer
 }
 
 // New makes the metrics in a registry of their own, with the Go runtime and
@@ -174,6 +187,24 @@ func New(version string) *Metrics {
 			Help: "Policy reloads (SIGHUP or a changed config file), by result: ok, or refused (the policy in force stayed).",
 		}, []string{"result"}),
 	}
+	m.upstreamCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mcpgate_upstream_call_duration_seconds",
+		Help:    "Time an upstream took to answer one forwarded request, by upstream (config name), tool (the upstream's own tool name for tools/call, else the JSON-RPC method) and outcome (ok, error: the upstream's error or a failed connection, timeout).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+	}, []string{"upstream", "tool", "outcome"})
+	m.policyDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_policy_decisions_total",
+		Help: "Policy decisions on calls of tools, prompts and resources that exist, by decision (allow, deny).",
+	}, []string{"decision"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_alerts_total",
+		Help: "Alert rule firings (alerts.rules), by rule name.",
+	}, []string{"rule"})
+	m.alertDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_alert_webhook_deliveries_total",
+		Help: "Alert webhook POSTs, by result: ok (2xx), failed (error or other status; not retried), dropped (queue full or stopping).",
+	}, []string{"result"})
+	m.tools = newBoundedLabels(MaxToolLabels)
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "mcpgate_build_info",
 		Help:        "Always 1; the version label names the running mcpgate.",
@@ -185,7 +216,10 @@ func New(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo, m.requests, m.duration, m.authFailures, m.refusals,
 		m.auditRecords, m.auditFailures, m.auditLatency, m.restarts, m.limitKills, m.definitions, m.redactions, m.reloads,
+		m.upstreamCalls, m.policyDecisions, m.alerts, m.alertDeliveries,
 	)
+	m.policyDecisions.WithLabelValues(DecisionAllow)
+	m.policyDecisions.WithLabelValues(DecisionDeny)
 	// Known reasons start at zero so that rate() sees their first increase.
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("refused")
@@ -193,7 +227,7 @@ func New(version string) *Metrics {
 		m.authFailures.WithLabelValues(r)
 	}
 	for _, r := range []string{RefusedHost, RefusedOrigin, RefusedMethod, RefusedUnauthenticated, RefusedMediaType,
-		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedRateLimited, RefusedConcurrency, RefusedAuditUnavailable, RefusedPolicy, RefusedSchema} {
+		RefusedTooLarge, RefusedReadTimeout, RefusedBadJSON, RefusedRateLimited, RefusedConcurrency, RefusedSessions, RefusedDraining, RefusedAuditUnavailable, RefusedPolicy, RefusedSchema} {
 		m.refusals.WithLabelValues(r)
 	}
 	return m
@@ -223,6 +257,7 @@ func (m *Metrics) AuthFailure(reason string) {
 		return
 	}
 	m.authFailures.WithLabelValues(reason).Inc()
+	m.observe(EventAuthFailures)
 }
 
 // Refusal records a request refused for one of the Refused* reasons.
@@ -231,6 +266,9 @@ func (m *Metrics) Refusal(reason string) {
 		return
 	}
 	m.refusals.WithLabelValues(reason).Inc()
+	if reason == RefusedRateLimited || reason == RefusedConcurrency {
+		m.observe(EventRateLimited)
+	}
 }
 
 // AuditAppend records one attempt to write an audit record.
@@ -240,6 +278,7 @@ func (m *Metrics) AuditAppend(d time.Duration, err error) {
 	}
 	if err != nil {
 		m.auditFailures.Inc()
+		m.observe(EventAuditFailures)
 		return
 	}
 	m.auditRecords.Inc()
@@ -262,6 +301,7 @@ func (m *Metrics) SandboxLimitKill(upstream, limit string) {
 		return
 	}
 	m.limitKills.WithLabelValues(upstream, limit).Inc()
+	m.observe(EventSandboxKills)
 }
 
 // Quarantine counts one problem found with an upstream definition; the
@@ -275,6 +315,9 @@ func (m *Metrics) Quarantine(upstream, kind, problem string, quarantined bool) {
 		action = "quarantined"
 	}
 	m.definitions.WithLabelValues(upstream, kind, problem, action).Inc()
+	if quarantined {
+		m.observe(EventQuarantines)
+	}
 }
 
 // Redaction counts one redacted tool result.

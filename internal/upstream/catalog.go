@@ -44,7 +44,19 @@ type Options struct {
 	// Redacted is told of every result redaction (n matches replaced);
 	// nil ignores them.
 	Redacted func(upstream, tool string, n int)
+	// Calls measures the requests forwarded to upstreams; nil measures nothing.
+	Calls CallObserver
+	// MaxPendingCalls and MaxPendingCallsPerPrincipal cap the calls of
+	// modern clients on legacy upstreams that wait for the client's input
+	// (each holds an upstream call open); zero means the default.
+	MaxPendingCalls, MaxPendingCallsPerPrincipal int
 }
+
+// Default caps on calls awaiting a client's input.
+const (
+	DefaultMaxPendingCalls             = 256
+	DefaultMaxPendingCallsPerPrincipal = 8
+)
 
 // Integrity decides whether a definition an upstream serves may be
 // offered. It is asked at every listing; a definition it refuses is
@@ -65,6 +77,11 @@ type Catalog struct {
 	logger    *slog.Logger
 	calls     *calls
 	states    *sealed.Sealer
+	pending   *pendingCalls
+	// flights are the calls of modern clients on legacy upstreams (see
+	// pending.go), which outlive the client's request; Close waits for them.
+	// closing (under mu) refuses new ones once it does.
+	flights sync.WaitGroup
 
 	mu        sync.Mutex
 	tools     map[string]entry // exposed name -> where it lives
@@ -72,12 +89,15 @@ type Catalog struct {
 	resources map[string]entry    // URI -> owner
 	templates map[string]template // URI template -> owner
 	conflicts []string            // what the last syncs refused, for Start
+	closing   bool                // Close has begun: no new flights
 	integrity Integrity
 	redacted  func(upstream, tool string, n int)
+	observer  CallObserver
 	// defs holds what each upstream served at its last listing, admitted
 	// or not: what `mcpgate pin` pins.
 	defs map[*Upstream][]pin.Definition
 
+	ctx    context.Context // the run context, set by Start
 	cancel context.CancelFunc
 }
 
@@ -125,6 +145,11 @@ func NewCatalog(specs []Spec, opts Options) *Catalog {
 	}
 	if c.owner == nil {
 		c.owner = func(mcp.Request) string { return "" }
+	}
+	c.pending = newPendingCalls(cmp.Or(opts.MaxPendingCalls, DefaultMaxPendingCalls),
+		cmp.Or(opts.MaxPendingCallsPerPrincipal, DefaultMaxPendingCallsPerPrincipal))
+	if c.observer = opts.Calls; c.observer == nil {
+		c.observer = noObserver{}
 	}
 	sdkLogger := opts.SDKLogger
 	if sdkLogger == nil {
@@ -180,7 +205,7 @@ func (c *Catalog) Server() *mcp.Server { return c.server }
 // gateway from serving the others.
 func (c *Catalog) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.cancel = cancel
+	c.ctx, c.cancel = runCtx, cancel
 	for _, u := range c.upstreams {
 		u.start(runCtx)
 	}
@@ -262,12 +287,24 @@ func (c *Catalog) Close() {
 	if c.cancel == nil {
 		return
 	}
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
 	c.cancel()
 	var wg sync.WaitGroup
 	for _, u := range c.upstreams {
 		wg.Go(u.stop)
 	}
 	wg.Wait()
+	c.flights.Wait() // cancelled with the run context
+}
+
+// runCtx is the context the catalog runs under until Close.
+func (c *Catalog) runCtx() context.Context {
+	if c.ctx == nil {
+		return context.Background()
+	}
+	return c.ctx
 }
 
 // listOnDemand starts on-demand upstreams before a client's first list, so

@@ -77,6 +77,15 @@ func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, er
 			spec.Redact = append(spec.Redact, re)
 		}
 		for tool, settings := range u.Tools {
+			if settings.CallTimeout > 0 {
+				if spec.ToolCallTimeout == nil {
+					spec.ToolCallTimeout = map[string]time.Duration{}
+				}
+				spec.ToolCallTimeout[tool] = settings.CallTimeout
+			}
+			if settings.Arguments == nil {
+				continue
+			}
 			raw, err := json.Marshal(settings.Arguments)
 			if err == nil {
 				// Compiled alone now, so that a broken one stops the start
@@ -359,7 +368,7 @@ func remoteDialer(name string, u config.Upstream) (func(context.Context, Instanc
 	}
 	return func(_ context.Context, inst Instance) (mcp.Transport, error) {
 		client := &http.Client{
-			Transport: &credentials{base: base, bearer: bearer, gate: inst.gate},
+			Transport: &credentials{base: traceParent{base}, bearer: bearer, gate: inst.gate},
 			// A redirect could carry the bearer elsewhere: none is followed.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

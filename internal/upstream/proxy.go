@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -18,24 +19,26 @@ func (c *Catalog) callTool(u *Upstream, name string) mcp.ToolHandler {
 		if len(p.Arguments) > 0 {
 			args = p.Arguments // forwarded byte for byte
 		}
-		var res *mcp.CallToolResult
-		state, err := c.forward(ctx, u, req, "tools/call", name, p.RequestState, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (string, error) {
+		out, err := c.forward(ctx, u, req, "tools/call", name, p.RequestState, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (mcp.Result, string, error) {
 			r, err := cs.CallTool(ctx, &mcp.CallToolParams{Meta: meta, Name: name, Arguments: args, InputResponses: p.InputResponses, RequestState: state})
 			if err != nil {
-				return "", err
+				return nil, "", err
 			}
 			// A fresh result: the SDK sets the result type for the client's era.
-			res = &mcp.CallToolResult{Meta: resultMeta(r.Meta), Content: r.Content, StructuredContent: r.StructuredContent,
-				IsError: r.IsError, InputRequests: r.InputRequests}
-			return r.RequestState, nil
+			return &mcp.CallToolResult{Meta: resultMeta(r.Meta), Content: r.Content, StructuredContent: r.StructuredContent,
+				IsError: r.IsError, InputRequests: r.InputRequests}, r.RequestState, nil
 		})
 		if err != nil {
 			return nil, err
 		}
+		if out.inputs != nil {
+			return &mcp.CallToolResult{InputRequests: out.inputs, RequestState: out.state}, nil
+		}
+		res := out.res.(*mcp.CallToolResult)
 		if err := c.checkResult(u, name, req.Params.Name, res); err != nil {
 			return nil, err
 		}
-		res.RequestState = state
+		res.RequestState = out.state
 		return res, nil
 	}
 }
@@ -104,19 +107,21 @@ func badResult(u *Upstream, tool, why string) error {
 func (c *Catalog) getPrompt(u *Upstream, name string) mcp.PromptHandler {
 	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		p := req.Params
-		var res *mcp.GetPromptResult
-		state, err := c.forward(ctx, u, req, "prompts/get", name, p.RequestState, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (string, error) {
+		out, err := c.forward(ctx, u, req, "prompts/get", name, p.RequestState, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (mcp.Result, string, error) {
 			r, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Meta: meta, Name: name, Arguments: p.Arguments, InputResponses: p.InputResponses, RequestState: state})
 			if err != nil {
-				return "", err
+				return nil, "", err
 			}
-			res = &mcp.GetPromptResult{Meta: resultMeta(r.Meta), Description: r.Description, Messages: r.Messages, InputRequests: r.InputRequests}
-			return r.RequestState, nil
+			return &mcp.GetPromptResult{Meta: resultMeta(r.Meta), Description: r.Description, Messages: r.Messages, InputRequests: r.InputRequests}, r.RequestState, nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		res.RequestState = state
+		if out.inputs != nil {
+			return &mcp.GetPromptResult{InputRequests: out.inputs, RequestState: out.state}, nil
+		}
+		res := out.res.(*mcp.GetPromptResult)
+		res.RequestState = out.state
 		return res, nil
 	}
 }
@@ -132,19 +137,21 @@ func (c *Catalog) readResource(u *Upstream) mcp.ResourceHandler {
 		} else if owner != u {
 			return nil, resourceNotFound(p.URI)
 		}
-		var res *mcp.ReadResourceResult
-		state, err := c.forward(ctx, u, req, "resources/read", p.URI, p.RequestState, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (string, error) {
+		out, err := c.forward(ctx, u, req, "resources/read", p.URI, p.RequestState, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (mcp.Result, string, error) {
 			r, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{Meta: meta, URI: p.URI, InputResponses: p.InputResponses, RequestState: state})
 			if err != nil {
-				return "", err
+				return nil, "", err
 			}
-			res = &mcp.ReadResourceResult{Meta: resultMeta(r.Meta), Contents: r.Contents, InputRequests: r.InputRequests}
-			return r.RequestState, nil
+			return &mcp.ReadResourceResult{Meta: resultMeta(r.Meta), Contents: r.Contents, InputRequests: r.InputRequests}, r.RequestState, nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		res.RequestState = state
+		if out.inputs != nil {
+			return &mcp.ReadResourceResult{InputRequests: out.inputs, RequestState: out.state}, nil
+		}
+		res := out.res.(*mcp.ReadResourceResult)
+		res.RequestState = out.state
 		return res, nil
 	}
 }
@@ -175,79 +182,253 @@ func (c *Catalog) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	if u == nil {
 		return nil, UnknownCompletionRef(&ref)
 	}
-	var res *mcp.CompleteResult
-	_, err := c.forward(ctx, u, req, "completion/complete", ref.Name+ref.URI, "", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string) (string, error) {
-		var err error
-		res, err = cs.Complete(ctx, &mcp.CompleteParams{Meta: meta, Ref: &ref, Argument: p.Argument, Context: p.Context})
-		return "", err
+	out, err := c.forward(ctx, u, req, "completion/complete", ref.Name+ref.URI, "", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string) (mcp.Result, string, error) {
+		res, err := cs.Complete(ctx, &mcp.CompleteParams{Meta: meta, Ref: &ref, Argument: p.Argument, Context: p.Context})
+		return res, "", err
 	})
-	return res, err
+	if err != nil {
+		return nil, err
+	}
+	return out.res.(*mcp.CompleteResult), nil
 }
+
+// outcome is what a forwarded request comes to: the upstream's result, or
+// the gateway's own input-required result, and the requestState the client
+// gets with it.
+type outcome struct {
+	res    mcp.Result          // nil when inputs is set
+	inputs mcp.InputRequestMap // the upstream's requests for the client's input
+	state  string              // sealed; "" for none
+}
+
+// forwardFunc makes one request on an upstream session and returns its
+// result and the upstream's requestState.
+type forwardFunc func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (mcp.Result, string, error)
 
 // forward runs one request against the instance of u that serves the
 // caller. It unseals the client's requestState into the upstream's, bounds
 // the call by call_timeout (cancelling it upstream past that), relays what
 // the upstream sends meanwhile, and seals the upstream's next requestState to
-// this caller and this target before the client sees it.
-func (c *Catalog) forward(ctx context.Context, u *Upstream, req mcp.Request, method, target, state string,
-	do func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (string, error)) (string, error) {
+// this caller and this target before the client sees it. A modern client's
+// call on a legacy upstream runs as a flight (see pending.go); a requestState
+// that names one resumes it.
+func (c *Catalog) forward(ctx context.Context, u *Upstream, req mcp.Request, method, target, state string, do forwardFunc) (outcome, error) {
 	owner := c.owner(req)
 	op := u.spec.Name + "\x00" + owner + "\x00" + method + "\x00" + target
 	upstreamState := ""
 	if state != "" {
 		payload, err := c.states.Open(op, state)
 		if err != nil {
-			return "", invalidParams("invalid requestState: " + err.Error())
+			return outcome{}, invalidParams("invalid requestState: " + err.Error())
+		}
+		if id, ok := payload.Data["p"]; ok {
+			return c.resume(ctx, u, req, op, id)
 		}
 		upstreamState = payload.Data["s"]
 	}
 	in, err := u.instanceFor(owner)
 	if err != nil {
-		return "", err
+		return outcome{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.spec.CallTimeout)
+	timeout := u.spec.callTimeout(method, target)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cs, err := in.acquire(ctx)
 	if err != nil {
-		return "", err
+		return outcome{}, err
+	}
+	if flightMethods[method] && !isModern(cs) && clientIsModern(req) {
+		return c.fly(ctx, u, in, cs, req, method, target, owner, op, timeout, do)
 	}
 	defer in.release()
 
 	ss, _ := req.GetSession().(*mcp.ServerSession)
-	var clientToken any
-	if pt, ok := req.GetParams().(interface{ GetProgressToken() any }); ok {
-		clientToken = pt.GetProgressToken()
-	}
-	cl := &call{ctx: ctx, session: ss, cs: cs, token: clientToken}
+	cl := newCall(ctx, ss, cs, progressToken(req))
 	token := c.calls.begin(cl)
 	defer c.calls.end(cl, token)
 
-	next, err := do(ctx, cs, forwardMeta(req, token, cs), upstreamState)
+	var res mcp.Result
+	var next string
+	err = c.observeCall(ctx, req, u, method, target, func(ctx context.Context) (err error) {
+		res, next, err = do(ctx, cs, forwardMeta(req, token, cs), upstreamState)
+		return err
+	})
 	if err != nil {
-		return "", c.callError(ctx, u, in, err)
+		return outcome{}, c.callError(ctx, u, in, timeout, err)
 	}
 	if next == "" {
-		return "", nil
+		return outcome{res: res}, nil
 	}
 	sealedState, err := c.states.Seal(op, 0, map[string]string{"s": next})
 	if err != nil {
-		return "", fmt.Errorf("seal request state: %w", err)
+		return outcome{}, fmt.Errorf("seal request state: %w", err)
 	}
-	return sealedState, nil
+	return outcome{res: res, state: sealedState}, nil
+}
+
+// fly starts a modern client's call on a legacy upstream as a flight the
+// catalog owns, and waits for its first outcome on the client's behalf. It
+// takes over the instance acquired for the call (ctx carries the call's
+// deadline).
+func (c *Catalog) fly(ctx context.Context, u *Upstream, in *instance, cs *mcp.ClientSession, req mcp.Request, method, target, owner, op string, timeout time.Duration, do forwardFunc) (outcome, error) {
+	deadline, _ := ctx.Deadline()
+	// The flight outlives this request: it keeps the request's values (the
+	// trace span) but not its cancellation, which round watches instead.
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	stopOnClose := context.AfterFunc(c.runCtx(), cancel)
+	var caps *mcp.ClientCapabilities
+	if r, ok := req.(interface {
+		ClientCapabilities() *mcp.ClientCapabilities
+	}); ok {
+		caps = r.ClientCapabilities()
+	}
+	ss, _ := req.GetSession().(*mcp.ServerSession)
+	cl := newCall(ctx, ss, cs, progressToken(req))
+	f := newFlight(newFlightID(), owner, op, caps, cl, cancel)
+	cl.flight, cl.client = f, f
+	// A flight started while Close waits for the others would escape it.
+	c.mu.Lock()
+	closing := c.closing
+	if !closing {
+		c.flights.Add(1)
+	}
+	c.mu.Unlock()
+	if closing {
+		stopOnClose()
+		cancel()
+		in.release()
+		return outcome{}, unavailable(u.spec.Name, "it is shutting down")
+	}
+	token := c.calls.begin(cl)
+	f.attach()
+	go func() {
+		defer c.flights.Done()
+		defer stopOnClose()
+		defer cancel()
+		err := c.observeCall(fctx, req, u, method, target, func(ctx context.Context) (err error) {
+			f.res, _, err = do(ctx, cs, forwardMeta(req, token, cs), "")
+			return err
+		})
+		if err != nil {
+			f.err = c.callError(fctx, u, in, timeout, err)
+		}
+		c.calls.end(cl, token)
+		in.release()
+		close(f.done)
+		// The outcome is held for the client's next request until the
+		// call's deadline.
+		select {
+		case <-f.collected:
+		case <-fctx.Done():
+		}
+		c.pending.remove(f)
+	}()
+	return c.wait(ctx, u, f)
+}
+
+// resume continues the flight a sealed requestState names, with the
+// client's answers.
+func (c *Catalog) resume(ctx context.Context, u *Upstream, req mcp.Request, op, id string) (outcome, error) {
+	f := c.pending.get(id)
+	if f == nil || f.op != op {
+		u.logger.Info("resume of a call no longer pending refused")
+		return outcome{}, invalidParams(fmt.Sprintf("invalid requestState: the call it resumes is no longer pending (it ended, was cancelled, or outlived the call_timeout of upstream %q); call again without requestState", u.spec.Name))
+	}
+	if !f.attach() {
+		return outcome{}, invalidParams("invalid requestState: the call it resumes is being resumed by another request")
+	}
+	if responses := inputResponses(req); responses != nil {
+		if err := f.answer(responses); err != nil {
+			// The state is spent: the call cannot be resumed again.
+			f.detach()
+			f.end()
+			c.pending.remove(f)
+			return outcome{}, err
+		}
+	}
+	ss, _ := req.GetSession().(*mcp.ServerSession)
+	f.call.attach(ctx, ss, progressToken(req))
+	return c.wait(ctx, u, f)
+}
+
+// wait waits on behalf of one client request for the flight's outcome or
+// its next requests for input, which the client gets with a requestState
+// that resumes the flight.
+func (c *Catalog) wait(ctx context.Context, u *Upstream, f *flight) (outcome, error) {
+	defer func() {
+		f.call.attach(context.Background(), nil, nil)
+		f.detach()
+	}()
+	inputs, err := f.round(ctx)
+	if err != nil {
+		c.pending.remove(f)
+		return outcome{}, err
+	}
+	if inputs == nil {
+		f.take()
+		c.pending.remove(f)
+		return outcome{res: f.res}, f.err
+	}
+	if err := c.pending.add(f, u.spec.Name); err != nil {
+		u.logger.Warn("call awaiting input refused: too many pending", "error", err)
+		f.end()
+		return outcome{}, err
+	}
+	state, err := c.states.Seal(f.op, 0, map[string]string{"p": f.id})
+	if err != nil {
+		f.cancel()
+		c.pending.remove(f)
+		return outcome{}, fmt.Errorf("seal request state: %w", err)
+	}
+	return outcome{inputs: inputs, state: state}, nil
+}
+
+// clientIsModern reports whether req comes from a client of the stateless
+// era, which cannot be sent requests (its session has no initialize).
+func clientIsModern(req mcp.Request) bool {
+	ss, ok := req.GetSession().(*mcp.ServerSession)
+	if !ok || ss == nil {
+		return false
+	}
+	p := ss.InitializeParams()
+	return p == nil || p.ProtocolVersion >= firstModernVersion
+}
+
+// inputResponses are the answers a client's retry carries.
+func inputResponses(req mcp.Request) mcp.InputResponseMap {
+	switch p := req.GetParams().(type) {
+	case *mcp.CallToolParamsRaw:
+		return p.InputResponses
+	case *mcp.CallToolParams:
+		return p.InputResponses
+	case *mcp.GetPromptParams:
+		return p.InputResponses
+	case *mcp.ReadResourceParams:
+		return p.InputResponses
+	}
+	return nil
+}
+
+// progressToken is the progress token the client sent with req, or nil.
+func progressToken(req mcp.Request) any {
+	if pt, ok := req.GetParams().(interface{ GetProgressToken() any }); ok {
+		return pt.GetProgressToken()
+	}
+	return nil
 }
 
 // callError decides what the client is told when a forwarded request fails.
 // An upstream's own JSON-RPC error passes through; the gateway's failures
 // (timeout, a connection that died mid-call) get its own codes and a message
 // that names the upstream but not its internals.
-func (c *Catalog) callError(ctx context.Context, u *Upstream, in *instance, err error) error {
+func (c *Catalog) callError(ctx context.Context, u *Upstream, in *instance, timeout time.Duration, err error) error {
 	var rpcErr *jsonrpc.Error
 	switch {
 	case errors.As(err, &rpcErr):
 		return rpcErr
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		in.logger.Warn("upstream call timed out; cancelled upstream", "timeout", u.spec.CallTimeout)
-		return &jsonrpc.Error{Code: CodeTimeout, Message: fmt.Sprintf("upstream %q did not answer within %s; the call was cancelled", u.spec.Name, u.spec.CallTimeout)}
+		in.logger.Warn("upstream call timed out; cancelled upstream", "timeout", timeout)
+		return &jsonrpc.Error{Code: CodeTimeout, Message: fmt.Sprintf("upstream %q did not answer within %s; the call was cancelled", u.spec.Name, timeout)}
 	case ctx.Err() != nil:
 		return ctx.Err() // the client went away; nobody reads this
 	}
@@ -408,4 +589,13 @@ func (u *Upstream) subscribeUpstream(cs *mcp.ClientSession, uri string) {
 		return
 	}
 	subscribe()
+}
+
+// callTimeout is the deadline of one forwarded request: the tool's own
+// call_timeout for tools/call if it has one, else the upstream's.
+func (s Spec) callTimeout(method, target string) time.Duration {
+	if d, ok := s.ToolCallTimeout[target]; ok && method == "tools/call" {
+		return d
+	}
+	return s.CallTimeout
 }

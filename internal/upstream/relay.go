@@ -14,12 +14,39 @@ import (
 // upstream sends while it runs (progress, log messages, requests for input)
 // is relayed to the client through it.
 type call struct {
+	cs *mcp.ClientSession
+	// client is whom the call is for, as attribute compares it: the
+	// client's session, or for a flight the flight (each client request of
+	// a modern client has a session of its own).
+	client any
+	flight *flight // set for a modern client's call on a legacy upstream
+
+	mu sync.Mutex
 	// ctx is the client request's context: notifications sent with it go
 	// out on that request's own response stream.
 	ctx     context.Context
-	session *mcp.ServerSession
-	cs      *mcp.ClientSession
-	token   any // the client's progress token, or nil
+	session *mcp.ServerSession // nil while no client request waits (a flight between rounds)
+	token   any                // the client's progress token, or nil
+}
+
+func newCall(ctx context.Context, ss *mcp.ServerSession, cs *mcp.ClientSession, token any) *call {
+	return &call{ctx: ctx, session: ss, cs: cs, token: token, client: ss}
+}
+
+// target is the client request that the upstream's notifications for this
+// call go to now; session is nil when none is waiting.
+func (c *call) target() (ctx context.Context, session *mcp.ServerSession, token any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctx, c.session, c.token
+}
+
+// attach makes a flight's notifications go to the client request that now
+// waits on it; detach (nil session) drops them between rounds.
+func (c *call) attach(ctx context.Context, ss *mcp.ServerSession, token any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx, c.session, c.token = ctx, ss, token
 }
 
 // calls tracks the calls in flight on every upstream session.
@@ -44,7 +71,7 @@ func (cl *calls) begin(c *call) (upstreamToken string) {
 		cl.bySess[c.cs] = map[*call]bool{}
 	}
 	cl.bySess[c.cs][c] = true
-	if c.token == nil {
+	if _, _, token := c.target(); token == nil && c.flight == nil {
 		return ""
 	}
 	cl.seq++
@@ -88,7 +115,7 @@ func (cl *calls) attribute(cs *mcp.ClientSession) *call {
 	defer cl.mu.Unlock()
 	var found *call
 	for c := range cl.bySess[cs] {
-		if found != nil && found.session != c.session {
+		if found != nil && found.client != c.client {
 			return nil
 		}
 		found = c
@@ -125,19 +152,38 @@ func (c *Catalog) newClient(u *Upstream) *mcp.Client {
 			if call == nil {
 				return nil, relayErr("sampling")
 			}
-			ctx, stop := joinCancel(call.ctx, ctx)
+			if f := call.flight; f != nil {
+				r, err := f.ask(ctx, "sampling", req.Params)
+				if err != nil {
+					u.logger.Info("upstream request for sampling not answered", "error", err)
+					return nil, err
+				}
+				//lint:ignore SA1019 sampling is deprecated in 2026-07-28 but legacy upstreams use it.
+				return r.(*mcp.CreateMessageResult), nil // fitAnswer made it one
+			}
+			callCtx, session, _ := call.target()
+			ctx, stop := joinCancel(callCtx, ctx)
 			defer stop()
 			//lint:ignore SA1019 sampling is deprecated in 2026-07-28 but legacy upstreams use it.
-			return call.session.CreateMessage(ctx, req.Params)
+			return session.CreateMessage(ctx, req.Params)
 		},
 		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			call := c.calls.attribute(req.Session)
 			if call == nil {
 				return nil, relayErr("elicitation")
 			}
-			ctx, stop := joinCancel(call.ctx, ctx)
+			if f := call.flight; f != nil {
+				r, err := f.ask(ctx, "elicitation", req.Params)
+				if err != nil {
+					u.logger.Info("upstream request for elicitation not answered", "error", err)
+					return nil, err
+				}
+				return r.(*mcp.ElicitResult), nil // fitAnswer made it one
+			}
+			callCtx, session, _ := call.target()
+			ctx, stop := joinCancel(callCtx, ctx)
 			defer stop()
-			return call.session.Elicit(ctx, req.Params)
+			return session.Elicit(ctx, req.Params)
 		},
 		ToolListChangedHandler:     func(_ context.Context, req *mcp.ToolListChangedRequest) { u.requestResync(req.Session) },
 		PromptListChangedHandler:   func(_ context.Context, req *mcp.PromptListChangedRequest) { u.requestResync(req.Session) },
@@ -158,8 +204,12 @@ func (c *Catalog) newClient(u *Upstream) *mcp.Client {
 				u.logger.Debug("upstream log message not relayed: no single client call in flight")
 				return
 			}
+			ctx, session, _ := call.target()
+			if session == nil {
+				return // a flight between rounds: no client request to carry it
+			}
 			//lint:ignore SA1019 logging is deprecated in 2026-07-28 but legacy upstreams use it.
-			if err := call.session.Log(call.ctx, req.Params); err != nil {
+			if err := session.Log(ctx, req.Params); err != nil {
 				u.logger.Debug("relay log message", "error", err)
 			}
 		},
@@ -170,9 +220,13 @@ func (c *Catalog) newClient(u *Upstream) *mcp.Client {
 				u.logger.Debug("upstream progress for an unknown token dropped")
 				return
 			}
+			ctx, session, token := call.target()
+			if session == nil || token == nil {
+				return // a flight between rounds, or a round that asked for no progress
+			}
 			p := *req.Params
-			p.ProgressToken = call.token
-			if err := call.session.NotifyProgress(call.ctx, &p); err != nil {
+			p.ProgressToken = token
+			if err := session.NotifyProgress(ctx, &p); err != nil {
 				u.logger.Debug("relay progress", "error", err)
 			}
 		},

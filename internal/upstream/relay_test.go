@@ -19,14 +19,14 @@ func TestAttribution(t *testing.T) {
 	if cl.attribute(upstreamA) != nil {
 		t.Fatal("attributed with no call in flight")
 	}
-	a1 := &call{ctx: ctx, session: alice, cs: upstreamA}
+	a1 := newCall(ctx, alice, upstreamA, nil)
 	cl.begin(a1)
-	a2 := &call{ctx: ctx, session: alice, cs: upstreamA}
+	a2 := newCall(ctx, alice, upstreamA, nil)
 	cl.begin(a2)
 	if got := cl.attribute(upstreamA); got == nil || got.session != alice {
 		t.Fatalf("two calls of one session: attributed to %v, want alice's", got)
 	}
-	b1 := &call{ctx: ctx, session: bob, cs: upstreamA}
+	b1 := newCall(ctx, bob, upstreamA, nil)
 	tokB := cl.begin(b1)
 	if got := cl.attribute(upstreamA); got != nil {
 		t.Fatal("calls of two sessions in flight: attributed anyway")
@@ -45,7 +45,7 @@ func TestAttribution(t *testing.T) {
 func TestProgressTokens(t *testing.T) {
 	cl := newCalls()
 	upstreamA, upstreamB := &mcp.ClientSession{}, &mcp.ClientSession{}
-	c := &call{ctx: context.Background(), session: &mcp.ServerSession{}, cs: upstreamA, token: "client-token"}
+	c := newCall(context.Background(), &mcp.ServerSession{}, upstreamA, "client-token")
 	tok := cl.begin(c)
 	if tok == "" || tok == "client-token" {
 		t.Fatalf("upstream token = %q, want one of the gateway's own", tok)

@@ -57,6 +57,9 @@ type Spec struct {
 	IdleTimeout time.Duration
 	// CallTimeout bounds every call; past it the call is cancelled upstream.
 	CallTimeout time.Duration
+	// ToolCallTimeout replaces CallTimeout for calls of these tools (by the
+	// upstream's own name).
+	ToolCallTimeout map[string]time.Duration
 	// Tighten holds, by the upstream's own tool name, a JSON Schema the
 	// arguments must satisfy on top of the tool's own.
 	Tighten map[string]json.RawMessage
