@@ -17,15 +17,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/sandbox"
 )
 
 // TestMain doubles as the sandboxes' init: a fully isolated child
 // re-executes this test binary as "mcpgate-sandbox-init" (see
-// sandbox.IsInit).
+// sandbox.IsInit). It is also the gateway's built-in demo upstream, which
+// gateway.BuiltinCommand runs as this very binary with the argument "demo".
 func TestMain(m *testing.M) {
 	if sandbox.IsInit() {
 		sandbox.RunInit()
+	}
+	if len(os.Args) > 1 && os.Args[1] == "demo" {
+		if err := demo.New(nil).ServeStdio(context.Background(), os.Stdin, os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

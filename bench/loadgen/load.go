@@ -30,6 +30,12 @@ type Config struct {
 	Tool    string
 	Args    json.RawMessage
 	Timeout time.Duration // per HTTP request; zero means defaultTimeout
+	// PID, if positive, is the server process whose RSS (and its
+	// descendants') is read before the run and every SampleEvery during the
+	// measured window; ProcRoot is where /proc is (empty: /proc).
+	PID         int
+	ProcRoot    string
+	SampleEvery time.Duration
 }
 
 const defaultTimeout = 30 * time.Second
@@ -51,6 +57,10 @@ func (c Config) validate() error {
 		return errors.New("invalid tool: empty name")
 	case !json.Valid(c.Args):
 		return fmt.Errorf("invalid args: not JSON: %s", c.Args)
+	case c.PID < 0:
+		return fmt.Errorf("invalid pid %d", c.PID)
+	case c.PID > 0 && c.SampleEvery <= 0:
+		return fmt.Errorf("invalid sample interval %v: want > 0 with a pid", c.SampleEvery)
 	}
 	return nil
 }
@@ -87,6 +97,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
 	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	// The starting reading comes before any session of this run exists:
+	// the server as the previous runs left it.
+	var start rss
+	if cfg.PID > 0 {
+		var err error
+		if start, err = readRSS(cfg.ProcRoot, cfg.PID); err != nil {
+			return Summary{}, fmt.Errorf("measure server: %w", err)
+		}
+	}
 	transport := newTransport(cfg.Concurrency)
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: cfg.Timeout}
@@ -96,14 +118,30 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, err
 	}
 	p := newPlan(time.Now(), cfg)
+	var sampler *peakSampler
+	if cfg.PID > 0 {
+		sampler = startPeakSampler(cfg.ProcRoot, cfg.PID, cfg.SampleEvery, p.measureFrom)
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(func() { w.loop(ctx, p) })
 	}
 	wg.Wait()
 	elapsed := time.Since(p.measureFrom)
+	var peak rss
+	var samples int
+	if sampler != nil {
+		if peak, samples, err = sampler.finish(); err != nil {
+			closeWorkers(workers, cfg.Timeout)
+			return Summary{}, fmt.Errorf("measure server under load: %w", err)
+		}
+	}
 	closeWorkers(workers, cfg.Timeout)
-	return summarize(cfg, workers, elapsed), nil
+	sum := summarize(cfg, workers, elapsed)
+	if cfg.PID > 0 {
+		sum.RSSStart, sum.RSSPeak, sum.RSSSamples = &start, &peak, samples
+	}
+	return sum, nil
 }
 
 func newPlan(start time.Time, cfg Config) *plan {

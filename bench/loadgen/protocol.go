@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -241,11 +242,28 @@ func headerValue(s string) string {
 	return prefix + base64.StdEncoding.EncodeToString([]byte(s)) + suffix
 }
 
-// statusError describes an unexpected HTTP status, with the start of the body
-// because that is where servers put the JSON-RPC error explaining it.
+// httpStatusError is an unexpected HTTP status, with the start of the body
+// because that is where servers put the JSON-RPC error explaining it. Its
+// code lets a caller tell a session the server no longer knows (404) from
+// other failures.
+type httpStatusError struct {
+	code    int
+	snippet []byte
+}
+
+func (e *httpStatusError) Error() string {
+	return fmt.Sprintf("unexpected HTTP status %d: %s", e.code, e.snippet)
+}
+
 func statusError(resp *http.Response) error {
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return fmt.Errorf("unexpected HTTP status %d: %s", resp.StatusCode, bytes.TrimSpace(snippet))
+	return &httpStatusError{code: resp.StatusCode, snippet: bytes.TrimSpace(snippet)}
+}
+
+// isStatus reports whether err carries the HTTP status code.
+func isStatus(err error, code int) bool {
+	var e *httpStatusError
+	return errors.As(err, &e) && e.code == code
 }
 
 // drainClose reads what is left of a body before closing it, because the

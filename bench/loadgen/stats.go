@@ -95,6 +95,11 @@ type Summary struct {
 	P99Ms          float64  `json:"p99_ms"`
 	MaxMs          float64  `json:"max_ms"`
 	ErrorSamples   []string `json:"error_samples,omitempty"`
+	// With a pid to watch: the server's RSS as this run found it, and the
+	// peak of the readings taken during the measured window (KiB).
+	RSSStart   *rss `json:"rss_start,omitempty"`
+	RSSPeak    *rss `json:"rss_peak,omitempty"`
+	RSSSamples int  `json:"rss_samples,omitempty"`
 }
 
 // TotalErrors counts every failure in the run, whatever its phase.
@@ -104,8 +109,13 @@ func (s Summary) TotalErrors() int64 {
 
 // String is the one-line human form.
 func (s Summary) String() string {
-	return fmt.Sprintf("era=%s c=%d calls=%d errors=%d elapsed=%.2fs calls/s=%.1f p50=%.3fms p90=%.3fms p99=%.3fms max=%.3fms",
+	line := fmt.Sprintf("era=%s c=%d calls=%d errors=%d elapsed=%.2fs calls/s=%.1f p50=%.3fms p90=%.3fms p99=%.3fms max=%.3fms",
 		s.Era, s.Concurrency, s.Calls, s.TotalErrors(), s.ElapsedSec, s.CallsPerSec, s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs)
+	if s.RSSStart != nil && s.RSSPeak != nil {
+		line += fmt.Sprintf(" rss_start=%dKiB rss_peak=%dKiB children_start=%dKiB children_peak=%dKiB",
+			s.RSSStart.SelfKB, s.RSSPeak.SelfKB, s.RSSStart.ChildrenKB, s.RSSPeak.ChildrenKB)
+	}
+	return line
 }
 
 // summarize merges the per-worker histograms once all workers have stopped.

@@ -516,6 +516,14 @@ func readStatus(ctx context.Context, control *os.File) (string, net.Listener, er
 	buf := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(4))
 	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if errors.Is(err, unix.ECONNRESET) {
+		// The init exited (after a probe, or after reporting a failure)
+		// without reading what we sent it ("go"): the kernel then flags our
+		// socket with ECONNRESET, and reports that before the status
+		// message already queued. Reading the error clears it; the status
+		// is next.
+		n, oobn, _, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", nil, ctx.Err()
