@@ -19,6 +19,7 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -80,16 +81,22 @@ type Event struct {
 	Rule       string    `json:"rule,omitempty"`        // the policy rule that decided
 	Reason     string    `json:"reason,omitempty"`      // why (for a deny)
 	ArgsSHA256 string    `json:"args_sha256,omitempty"` // ArgsDigest of the raw arguments
-	Outcome    string    `json:"outcome,omitempty"`     // one of the Outcome constants
-	LatencyMS  int64     `json:"latency_ms"`            // request arrival to response end, in milliseconds (result)
-	BytesIn    int64     `json:"bytes_in"`              // request body bytes
-	BytesOut   int64     `json:"bytes_out"`             // response body bytes written to the client (result)
-	HTTPStatus int       `json:"http_status,omitempty"` // HTTP status returned to the client
-	ErrorCode  int       `json:"error_code,omitempty"`  // JSON-RPC error code, if any
+	// Arguments are the call's arguments, redacted (Redactor), only where
+	// audit.arguments.record allows; ArgumentsOmitted says why they are
+	// missing when it does.
+	Arguments        json.RawMessage `json:"arguments,omitempty"`
+	ArgumentsOmitted string          `json:"arguments_omitted,omitempty"`
+	Outcome          string          `json:"outcome,omitempty"`     // one of the Outcome constants
+	LatencyMS        int64           `json:"latency_ms"`            // request arrival to response end, in milliseconds (result)
+	BytesIn          int64           `json:"bytes_in"`              // request body bytes
+	BytesOut         int64           `json:"bytes_out"`             // response body bytes written to the client (result)
+	HTTPStatus       int             `json:"http_status,omitempty"` // HTTP status returned to the client
+	ErrorCode        int             `json:"error_code,omitempty"`  // JSON-RPC error code, if any
 }
 
 // ArgsDigest is the lowercase hex SHA-256 of a call's raw arguments, as
-// Event.ArgsSHA256 records it: the arguments themselves are never logged.
+// Event.ArgsSHA256 records it: the arguments themselves are logged only
+// where the operator asks (audit.arguments), and then redacted.
 func ArgsDigest(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])

@@ -195,6 +195,9 @@ type Audit struct {
 	// Rotate and CheckpointCopy: see audit_rotate.go.
 	Rotate         AuditRotate `yaml:"rotate"`
 	CheckpointCopy string      `yaml:"checkpoint_copy"`
+	// Arguments records calls' full arguments, redacted; see
+	// audit_arguments.go.
+	Arguments AuditArguments `yaml:"arguments"`
 }
 
 // Default values. They are exported so that docs and tests name one source.
@@ -229,6 +232,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&l.SessionIdleTimeout, DefaultSessionIdleTimeout)
 	setDefault(&l.MaxConnections, DefaultMaxConnections)
 	setDefault(&c.Audit.CheckpointInterval, DefaultCheckpointInterval)
+	c.Audit.Arguments.applyDefaults()
 	c.Admin.applyDefaults()
 	c.Limits.applyDefaults()
 	c.Alerts.applyDefaults()

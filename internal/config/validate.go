@@ -225,4 +225,5 @@ func (c *Config) validateAudit(add addFunc) {
 		add("audit.checkpoint_interval", "must be positive")
 	}
 	c.validateAuditExtras(add)
+	a.Arguments.validate(add)
 }

@@ -158,12 +158,13 @@ func outcomeOf(res mcp.Result, err error) (string, int) {
 	return audit.OutcomeError, int(jsonrpc.CodeInternalError)
 }
 
-// argsDigest is the digest of a tools/call's or prompts/get's arguments
-// as the client sent them; "" for other messages or none. body has passed
-// the strict JSON gate.
-func argsDigest(msg *strictjson.Message, body []byte) string {
+// describeArguments records a tools/call's or prompts/get's arguments, as
+// the client sent them, in ev: always their digest, and, when redactor is
+// not nil (audit.arguments.record), the arguments themselves, redacted.
+// Other messages have none. body has passed the strict JSON gate.
+func describeArguments(ev *audit.Event, msg *strictjson.Message, body []byte, redactor *audit.Redactor) {
 	if msg == nil || (msg.Method != "tools/call" && msg.Method != "prompts/get") {
-		return ""
+		return
 	}
 	var m struct {
 		Params struct {
@@ -171,7 +172,10 @@ func argsDigest(msg *strictjson.Message, body []byte) string {
 		} `json:"params"`
 	}
 	if json.Unmarshal(body, &m) != nil || len(m.Params.Arguments) == 0 {
-		return ""
+		return
 	}
-	return audit.ArgsDigest(m.Params.Arguments)
+	ev.ArgsSHA256 = audit.ArgsDigest(m.Params.Arguments)
+	if redactor != nil {
+		ev.Arguments, ev.ArgumentsOmitted = redactor.Apply(m.Params.Arguments)
+	}
 }

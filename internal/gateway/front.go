@@ -53,9 +53,10 @@ type front struct {
 	logger         *slog.Logger
 	metrics        *telemetry.Metrics // nil: not measured
 	limiter        *callLimiter
-	tracer         trace.Tracer  // nil: tracing off
-	sessions       *sessionTable // caps legacy sessions; nil: no caps (tests)
-	streams        streams       // legacy GET event streams, ended at drain
+	tracer         trace.Tracer    // nil: tracing off
+	sessions       *sessionTable   // caps legacy sessions; nil: no caps (tests)
+	streams        streams         // legacy GET event streams, ended at drain
+	arguments      *audit.Redactor // records calls' arguments; nil: only their digest
 	// challenge makes the WWW-Authenticate values of a 401 or 403 (oauth.go).
 	challenge challenger
 }
@@ -147,7 +148,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		defer created()
 	}
 	ev := f.event(r, p, msg, len(body))
-	ev.ArgsSHA256 = argsDigest(msg, body)
+	describeArguments(&ev, msg, body, f.arguments)
 	if !f.allow(w, r, p, ev) {
 		return
 	}

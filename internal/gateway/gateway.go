@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,6 +78,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 	pol, err := policy.Compile(cfg.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	arguments, err := argumentRedactor(cfg.Audit.Arguments)
+	if err != nil {
+		return nil, err
 	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: telemetry.New(Version())}
 	alerting, err := alertOptions(cfg.Alerts, g.metrics, logger)
@@ -163,6 +170,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 		limiter:       newCallLimiter(cfg, g.catalog.UpstreamOf),
 		tracer:        o.tracer(),
 		sessions:      newSessionTable(lim.Sessions.Total, lim.Sessions.PerPrincipal, sdkSessions{server}, nil),
+		arguments:     arguments,
 	}
 	if g.audit != nil {
 		f.audit = g.audit // a nil *audit.Log must not become a non-nil Auditor
@@ -185,6 +193,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 		return nil, err
 	}
 	if err := f.limiter.track(g.metrics); err != nil {
+		return nil, err
+	}
+	if err := g.metrics.TrackUpstreams(slices.Sorted(maps.Keys(cfg.Upstreams)), g.catalog.Up); err != nil {
 		return nil, err
 	}
 	if err := g.metrics.TrackConnections(func() int { return int(g.connections.Load()) }); err != nil {
@@ -477,4 +488,21 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// argumentRedactor is the audit log's redactor of call arguments, or nil
+// when audit.arguments.record is off.
+func argumentRedactor(a config.AuditArguments) (*audit.Redactor, error) {
+	if !a.Record {
+		return nil, nil
+	}
+	patterns := make([]*regexp.Regexp, len(a.Redact))
+	for i, r := range a.Redact {
+		re, err := regexp.Compile(r)
+		if err != nil {
+			return nil, fmt.Errorf("audit.arguments.redact[%d]: %w", i, err)
+		}
+		patterns[i] = re
+	}
+	return audit.NewRedactor(a.RedactKeys, patterns, a.MaxBytes), nil
 }

@@ -28,7 +28,7 @@ func TestCallLimiterRoles(t *testing.T) {
 	l := newCallLimiter(limiterConfig(func(c *config.Config) {
 		c.Limits.Roles = map[string]config.PrincipalLimits{
 			"batch": {Rate: 0.001, Burst: 3, Concurrent: 3},
-			"vip":   {Rate: 1000, Burst: 5, Concurrent: 1},
+			"vip":   {Rate: 0.01, Burst: 5, Concurrent: 1},
 		}
 	}), nil)
 	allowed := func(p *authn.Principal) int {

@@ -511,12 +511,26 @@ func TestOnDemandStart(t *testing.T) {
 	if pids := childrenRunning(t, "testserver"); len(pids) != 0 {
 		t.Fatalf("an on-demand upstream is running before first use: pids %v", pids)
 	}
+	upGauge := func() string {
+		for line := range strings.Lines(scrape(t, tg.Gateway)) {
+			if v, ok := strings.CutPrefix(line, `mcpgate_upstream_up{upstream="t"} `); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return "missing"
+	}
+	if g := upGauge(); g != "0" {
+		t.Fatalf("mcpgate_upstream_up of an upstream not started yet = %s, want 0", g)
+	}
 	resp, b := tg.post(t, tg.keyA, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"pid"`) {
 		t.Fatalf("tools/list did not start the on-demand upstream: %d %s", resp.StatusCode, b)
 	}
 	if pids := childrenRunning(t, "testserver"); len(pids) != 1 {
 		t.Fatalf("after first use, test server children = %v, want one", pids)
+	}
+	if g := upGauge(); g != "1" {
+		t.Fatalf("mcpgate_upstream_up once connected = %s, want 1", g)
 	}
 }
 

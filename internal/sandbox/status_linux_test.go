@@ -28,10 +28,13 @@ func TestReadStatusAfterInitExited(t *testing.T) {
 		if err := unix.Sendmsg(pair[0], []byte(goMessage), nil, nil, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := sendStatus(os.NewFile(uintptr(pair[1]), "init end"), tc.status, -1); err != nil {
+		// One owner per descriptor: the os.File closes it (a second close by
+		// number, or by a finalizer, would close whatever reused the number).
+		initEnd := os.NewFile(uintptr(pair[1]), "init end")
+		if err := sendStatus(initEnd, tc.status, -1); err != nil {
 			t.Fatal(err)
 		}
-		unix.Close(pair[1])
+		initEnd.Close()
 
 		got, l, err := readStatus(context.Background(), gateway)
 		if err != nil || got != tc.want || l != nil {

@@ -57,3 +57,29 @@ func (m *Metrics) TrackConnections(count func() int) error {
 	}
 	return nil
 }
+
+// TrackUpstreams exports mcpgate_upstream_up{upstream}: 1 while the
+// upstream's connection is up, 0 while it is starting, down (waiting to
+// restart) or not started yet (start: on_demand). up is asked at every
+// scrape; names are the configured upstreams, so the series are bounded.
+func (m *Metrics) TrackUpstreams(names []string, up func() map[string]bool) error {
+	if m == nil {
+		return nil
+	}
+	for _, name := range names {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "mcpgate_upstream_up",
+			Help:        "1 while an upstream's connection is up, else 0 (starting, down and waiting to restart, or not started yet).",
+			ConstLabels: prometheus.Labels{"upstream": name},
+		}, func() float64 {
+			if up()[name] {
+				return 1
+			}
+			return 0
+		})
+		if err := m.reg.Register(g); err != nil {
+			return fmt.Errorf("register upstream gauge: %w", err)
+		}
+	}
+	return nil
+}

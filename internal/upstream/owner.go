@@ -25,3 +25,24 @@ func (c *Catalog) UpstreamOf(kind, name string) string {
 	}
 	return u.spec.Name
 }
+
+// Up reports, per configured upstream, whether its catalog connection is up
+// now: the connection that lists its tools (and, when shared, serves its
+// calls). An upstream that starts on demand and has not been used yet is
+// not up.
+func (c *Catalog) Up() map[string]bool {
+	result := make(map[string]bool, len(c.upstreams))
+	for _, u := range c.upstreams {
+		u.mu.Lock()
+		in := u.catalogInstance()
+		u.mu.Unlock()
+		if in == nil {
+			result[u.spec.Name] = false
+			continue
+		}
+		in.mu.Lock()
+		result[u.spec.Name] = in.state == up
+		in.mu.Unlock()
+	}
+	return result
+}
