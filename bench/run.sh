@@ -33,6 +33,9 @@
 #   --upstream stdio  mcpgate runs the demo as a stdio child (builtin: demo);
 #                     the loadgen speaks only HTTP, so the direct baseline is
 #                     the same demo server over HTTP ("mcpgate demo --listen")
+#   --upstream-version V  pin the MCP revision the gateway speaks to its
+#                       upstream (upstreams.demo.protocol_version: 2025-11-25
+#                       or 2026-07-28; default: auto)
 #   --sessions N        also measure memory per idle session: hold N legacy
 #                       (2025-11-25) sessions open on each server (default 0: off)
 #   --session-rounds R  repeat that R times, each on a freshly started pair of
@@ -46,7 +49,7 @@
 set -euo pipefail
 
 duration=10s warmup=2s concurrencies="1 16 64" rounds=1 keep="" bare_vs_bare=0 upstream=""
-sessions=0 session_rounds=2 session_settle=2s
+sessions=0 session_rounds=2 session_settle=2s upstream_version=""
 while (($#)); do
 	case $1 in
 	-d) duration=$2; shift 2 ;;
@@ -56,6 +59,7 @@ while (($#)); do
 	-o) keep=$2; shift 2 ;;
 	--bare-vs-bare) bare_vs_bare=1; shift ;;
 	--upstream) upstream=$2; shift 2 ;;
+	--upstream-version) upstream_version=$2; shift 2 ;;
 	--sessions) sessions=$2; shift 2 ;;
 	--session-rounds) session_rounds=$2; shift 2 ;;
 	--session-settle) session_settle=$2; shift 2 ;;
@@ -166,8 +170,10 @@ new_key() {
 # are validated against it), rate and concurrency limits, and the audit log
 # (fsynced, hash-chained, signed; verified at the end of the run).
 start_gateway() {
-	local key=$1 port digest up='{builtin: demo, namespace: ""}'
-	[[ -n ${3:-} ]] && up="{url: \"$3\", namespace: \"\"}"
+	local key=$1 port digest pin="" up
+	[[ -n $upstream_version ]] && pin=", protocol_version: \"$upstream_version\""
+	up="{builtin: demo, namespace: \"\"$pin}"
+	[[ -n ${3:-} ]] && up="{url: \"$3\", namespace: \"\"$pin}"
 	port=$(free_port)
 	digest=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
 	# One key for every gateway of the run: they all append to one log

@@ -159,6 +159,10 @@ type Upstream struct {
 	// Limits caps this upstream's calls in flight; nil: only the gateway's
 	// and the principals' caps apply.
 	Limits *UpstreamLimits `yaml:"limits"`
+	// ProtocolVersion pins the MCP revision mcpgate speaks to this upstream:
+	// empty (auto) tries 2026-07-28's server/discover and falls back to a
+	// 2025-11-25 initialize.
+	ProtocolVersion string `yaml:"protocol_version"`
 	// Tools tightens, per tool (by the upstream's own name), what mcpgate
 	// accepts as its arguments: a JSON Schema checked on top of the tool's
 	// own (both must pass), e.g. a pattern or maxLength the upstream lacks.

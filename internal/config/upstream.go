@@ -48,6 +48,12 @@ type ToolSettings struct {
 	Limit *RateLimit `yaml:"limit"`
 }
 
+// The MCP revisions upstreams.<name>.protocol_version may pin.
+const (
+	ProtocolLegacy = "2025-11-25"
+	ProtocolModern = "2026-07-28"
+)
+
 // DefaultMaxResultBytes caps an upstream result unless configured.
 const DefaultMaxResultBytes = 4 << 20
 
@@ -297,6 +303,11 @@ func (u Upstream) validate(name, key string, add addFunc) {
 		} else if regexp.MustCompile(r).MatchString("") {
 			add(fmt.Sprintf("%s.redact[%d]", key, i), "%q matches the empty string: it would redact everywhere", r)
 		}
+	}
+	switch u.ProtocolVersion {
+	case "", ProtocolLegacy, ProtocolModern:
+	default:
+		add(key+".protocol_version", "%q must be %s or %s (absent: whichever the upstream speaks)", u.ProtocolVersion, ProtocolLegacy, ProtocolModern)
 	}
 	for _, tool := range slices.Sorted(maps.Keys(u.Tools)) {
 		t := u.Tools[tool]

@@ -127,6 +127,8 @@ func TestUpstreamProblems(t *testing.T) {
 			"upstreams.x.max_result_bytes", "must be positive"},
 		{"tool settings that set nothing", "  x: {command: [a], tools: {read: {}}}\n",
 			"upstreams.x.tools.read", "sets nothing"},
+		{"protocol_version unknown", "  x: {command: [a], protocol_version: \"2024-11-05\"}\n",
+			"upstreams.x.protocol_version", `"2024-11-05" must be 2025-11-25 or 2026-07-28`},
 		{"tool limit without burst", "  x: {command: [a], tools: {read: {limit: {rate: 2}}}}\n",
 			"upstreams.x.tools.read.limit.burst", "must be from 1"},
 		{"upstream concurrent zero", "  x: {command: [a], limits: {concurrent: 0}}\n",

@@ -610,3 +610,27 @@ func TestUpstreamListChanged(t *testing.T) {
 		t.Fatalf("grown: %+v %s", r.Error, r.Result)
 	}
 }
+
+// TestUpstreamProtocolPinned: upstreams.<name>.protocol_version makes the
+// gateway speak that revision to the upstream (the demo speaks both; left
+// alone it connects with 2026-07-28), and calls work either way.
+func TestUpstreamProtocolPinned(t *testing.T) {
+	for _, pin := range []string{"", config.ProtocolLegacy} {
+		logs := &syncBuffer{}
+		tg := newLoggedTestGateway(t, func(c *config.Config) {
+			u := c.Upstreams["demo"]
+			u.ProtocolVersion = pin
+			c.Upstreams["demo"] = u
+		}, slog.New(slog.NewTextHandler(logs, nil)))
+		if resp, b := tg.post(t, tg.keyA, echoCall(1), modernHeaders("tools/call", "echo")); resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"hi"`) {
+			t.Fatalf("pin %q: echo: %d %s", pin, resp.StatusCode, b)
+		}
+		want := "upstream=demo protocol_version=" + config.ProtocolModern
+		if pin != "" {
+			want = "upstream=demo protocol_version=" + pin
+		}
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("pin %q: the log does not say %q:\n%s", pin, want, logs.String())
+		}
+	}
+}

@@ -67,6 +67,7 @@ func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, er
 			MaxInstances:   u.MaxInstances,
 			IdleTimeout:    u.IdleTimeout,
 			CallTimeout:    u.CallTimeout,
+			Protocol:       u.ProtocolVersion,
 			MaxResultBytes: u.MaxResultBytes,
 		}
 		for _, r := range u.Redact {

@@ -139,7 +139,11 @@ func (in *instance) connect(ctx context.Context) (*mcp.ClientSession, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	cs, err := in.up.client.Connect(cctx, transport, nil)
+	var opts *mcp.ClientSessionOptions
+	if v := in.up.spec.Protocol; v != "" {
+		opts = &mcp.ClientSessionOptions{ProtocolVersion: v}
+	}
+	cs, err := in.up.client.Connect(cctx, transport, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}

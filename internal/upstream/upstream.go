@@ -57,6 +57,9 @@ type Spec struct {
 	IdleTimeout time.Duration
 	// CallTimeout bounds every call; past it the call is cancelled upstream.
 	CallTimeout time.Duration
+	// Protocol pins the MCP revision spoken to the upstream; "" lets the SDK
+	// try server/discover, then initialize.
+	Protocol string
 	// ToolCallTimeout replaces CallTimeout for calls of these tools (by the
 	// upstream's own name).
 	ToolCallTimeout map[string]time.Duration
