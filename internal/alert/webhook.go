@@ -6,17 +6,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
 // Webhook is where firings are POSTed as JSON.
@@ -45,9 +43,6 @@ const (
 // away) so that the connection can be reused.
 const maxResponseBytes = 64 << 10
 
-// errNotLoopback refuses a plain-http dial to anything but loopback.
-var errNotLoopback = errors.New("plain http is allowed only to a loopback address")
-
 // sender delivers firings one at a time from a bounded queue. It is the
 // only goroutine of the package; close stops it.
 type sender struct {
@@ -71,18 +66,7 @@ func startSender(w Webhook, logger *slog.Logger, metrics Metrics) *sender {
 	if u, err := url.Parse(w.URL); err == nil && u.Scheme == "http" {
 		plain = true
 	}
-	dialer := &net.Dialer{Timeout: w.Timeout}
-	if plain {
-		// The config allowed http only to a loopback host name; a name
-		// could still resolve elsewhere, so the dialled address is checked.
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !ap.Addr().Unmap().IsLoopback() {
-				return fmt.Errorf("dial %s: %w", address, errNotLoopback)
-			}
-			return nil
-		}
-	}
+	dialer := transport.Dialer(w.Timeout, plain)
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: w.RootCAs}
 	transport := &http.Transport{
 		Proxy:                 nil, // the receiver is reached directly, as configured

@@ -148,7 +148,9 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		defer created()
 	}
 	ev := f.event(r, p, msg, len(body))
-	describeArguments(&ev, msg, body, f.arguments)
+	if f.audit != nil {
+		describeArguments(&ev, msg, body, f.arguments) // a second parse: only for the record
+	}
 	if !f.allow(w, r, p, ev) {
 		return
 	}

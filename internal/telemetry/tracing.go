@@ -3,15 +3,11 @@ package telemetry
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
 // TracerName is the instrumentation scope of mcpgate's spans.
@@ -105,23 +102,11 @@ func otlpURL(endpoint string) (string, error) {
 	return u.String(), nil
 }
 
-// errNotLoopback refuses a plaintext export to anything but loopback.
-var errNotLoopback = errors.New("plaintext OTLP is allowed only to a loopback address")
-
 // exportClient reaches the collector directly (no environment proxy),
 // follows no redirect, and for plaintext (tracing.insecure) checks that the
 // address actually dialled is loopback.
 func exportClient(plain bool, timeout time.Duration) *http.Client {
-	dialer := &net.Dialer{Timeout: timeout}
-	if plain {
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !ap.Addr().Unmap().IsLoopback() {
-				return fmt.Errorf("dial %s: %w", address, errNotLoopback)
-			}
-			return nil
-		}
-	}
+	dialer := transport.Dialer(timeout, plain)
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{

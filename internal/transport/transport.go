@@ -1,7 +1,8 @@
 // Package transport is mcpgate's hardened HTTP front: the http.Server with its
 // timeouts and limits, the Host and Origin allowlists that stop DNS rebinding
-// and cross-site requests, and the one function that tells a client why a
-// request was refused.
+// and cross-site requests, the one function that tells a client why a
+// request was refused, and the dialer of the clients mcpgate pushes alerts
+// and traces with.
 package transport
 
 import (
