@@ -54,3 +54,7 @@ require (
 	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/protobuf v1.36.12
 )
+
+replace github.com/modelcontextprotocol/go-sdk => ./third_party/go-sdk
+
+replace github.com/segmentio/encoding => ./third_party/segmentio-encoding

@@ -17,6 +17,14 @@
 # each server is also made to hold N idle legacy sessions, and the growth of
 # its settled RSS divided by N is the memory per idle session.
 #
+# CPU: each server's CPU time (utime + stime) over every measured window,
+# with its descendants', divided by the calls in it: µs per call. On a shared
+# host calls/s swing with what else runs; the CPU a call costs moves less,
+# so the "CPU cost ratio" (baseline ÷ gateway µs per call) is the steadier
+# measure of what the gateway adds. With --upstream http the gateway's
+# figure includes the direct server's CPU during the gateway's runs (its
+# url: upstream, not its child).
+#
 # Usage: bench/run.sh [-d DURATION] [-w WARMUP] [-c "1 16 64"] [-r ROUNDS]
 #                     [-o RESULTS.jsonl] [--bare-vs-bare | --upstream http|stdio]
 #                     [--sessions N] [--session-rounds R]
@@ -231,15 +239,18 @@ verify_audit() {
 }
 
 # load SERVER ERA C URL KEY ROUND: one loadgen run, which also samples the
-# server's RSS; appends its summary, tagged with the server name and round,
-# to results.jsonl. Failures are remembered, not fatal, so the table still
+# server's RSS and reads its CPU time (and, for the gateway in front of an
+# HTTP upstream, that upstream's: the direct server works for its calls);
+# appends its summary, tagged with the server name and round, to
+# results.jsonl. Failures are remembered, not fatal, so the table still
 # shows every other cell.
 load() {
-	local server=$1 era=$2 c=$3 url=$4 key=$5 round=$6 out errlog="$tmp/loadgen-$1-$2-$3.log"
+	local server=$1 era=$2 c=$3 url=$4 key=$5 round=$6 out errlog="$tmp/loadgen-$1-$2-$3.log" up=()
 	echo "  $server $era c=$c" >&2
+	[[ $upstream == http && $server == gateway ]] && up=(-upstream-pid "${spid[direct]}")
 	# shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
 	if ! out=$("$tmp/bin/loadgen" -json -url "$url" -era "$era" -c "$c" -d "$duration" -warmup "$warmup" -key "$key" \
-		-pid "${spid[$server]}" -sample-every 200ms ${LOADGEN_ARGS:-} 2>"$errlog"); then
+		-pid "${spid[$server]}" "${up[@]}" -sample-every 200ms ${LOADGEN_ARGS:-} 2>"$errlog"); then
 		failed=1
 		echo "run.sh: $server $era c=$c failed:" >&2
 		sed 's/^/    /' "$errlog" >&2
@@ -286,6 +297,17 @@ hold_sessions() {
 	return 0
 }
 
+# jq_cpu holds the jq definitions cpu_table and target share: a loadgen
+# summary's CPU µs per call, the server's with its descendants' (and the
+# HTTP upstream's, when the summary has it), and one side's means over
+# rounds, or null when that side has no summaries.
+jq_cpu='
+  def cpu_total: if . == null then null else .cpu_us_per_call_self + .cpu_us_per_call_children + (.cpu_us_per_call_upstream // 0) end;
+  def cpu_side(s): map(select(.server == s)) | if length > 0 then
+      {total: (map(cpu_total) | add / length), self: (map(.cpu_us_per_call_self) | add / length),
+       loadgen: (map(.cpu_us_per_call_loadgen) | add / length)} else null end;
+'
+
 # table prints the markdown comparison, one row per era and concurrency:
 # means over rounds, except max latency (the largest of any round) and the
 # ratio's range (the smallest and largest of the per-round ratios).
@@ -305,6 +327,31 @@ table() {
 	  "| era | c | \($base) calls/s | gateway calls/s | ratio | ratio per round | \($base) p50 / p99 / max ms | gateway p50 / p99 / max ms | p99 added ms | errors |",
 	  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 	  (.[] | "| \(.era) | \(.c) | \(fmt(.b.cps)) | \(fmt(.g.cps)) | \(if .b.cps > 0 and .g != null then fmt(.g.cps / .b.cps) else "n/a" end) | \(.ratios | map(fmt(.)) | join(", ")) | \(fmt(.b.p50)) / \(fmt(.b.p99)) / \(fmt(.b.max)) | \(fmt(.g.p50)) / \(fmt(.g.p99)) / \(fmt(.g.max)) | \(if .b != null and .g != null then fmt(.g.p99 - .b.p99) else "n/a" end) | \(.errors) |")
+	' "$tmp/results.jsonl"
+}
+
+# cpu_table prints, per era and concurrency, each side's CPU time per
+# successful call (the server process and its descendants; for the gateway
+# also itself alone, and its HTTP upstream's with --upstream http), the CPU
+# cost ratio (baseline ÷ gateway: 1 means the gateway path costs the
+# baseline's CPU per call; higher is better, like the calls/s ratio), each
+# round's, and the load generator's own CPU per call on either side. Means
+# over rounds.
+cpu_table() {
+	jq -rs --arg base "$base" --arg up "$upstream" "$jq_cpu"'
+	  def fmt(x): if x == null then "n/a" else (x * 100 | round / 100 | tostring) end;
+	  def us(x): if x == null then "n/a" else (x | round | tostring) end;
+	  map(select(.cpu_us_per_call_self != null)) | group_by([.era, .concurrency]) | map(
+	    {era: .[0].era, c: .[0].concurrency, b: cpu_side($base), g: cpu_side("gateway"),
+	     ratios: (group_by(.round) | map(
+	       (map(select(.server == $base))[0] | cpu_total) as $b | (map(select(.server == "gateway"))[0] | cpu_total) as $g |
+	       if $b != null and $g != null and $g > 0 then $b / $g else empty end))}
+	  ) | sort_by(.era, .c) |
+	  "| era | c | \($base) CPU µs/call | gateway CPU µs/call (gateway alone) | CPU cost ratio | cost ratio per round | loadgen CPU µs/call \($base) / gateway |",
+	  "|---|---:|---:|---:|---:|---:|---:|",
+	  (.[] | "| \(.era) | \(.c) | \(us(.b.total)) | \(us(.g.total)) (\(us(.g.self))) | \(if .b != null and .g != null and .g.total > 0 then fmt(.b.total / .g.total) else "n/a" end) | \(.ratios | map(fmt(.)) | join(", ")) | \(us(.b.loadgen)) / \(us(.g.loadgen)) |"),
+	  "",
+	  "CPU: utime + stime over each measured window ÷ successful calls; a server counts with its descendants\(if $up == "http" then ", and the gateway with its url: upstream (the \($base) server) during its runs" else "" end)."
 	' "$tmp/results.jsonl"
 }
 
@@ -362,6 +409,11 @@ target() {
 		    (map("\(.era) c=\(.c) \(r2(.ratio))x \(if .ratio >= $goal then "(met)" else "(MISSED)" end)") | join(", ")),
 		  "target p99 added <= \($p99) ms at c=16: " +
 		    (map(select(.c == 16) | "\(.era) \(r2(.added)) ms \(if .added <= $p99 then "(met)" else "(MISSED)" end)") | join(", "))
+		' "$tmp/results.jsonl"
+		jq -rs --arg base "$base" "$jq_cpu"'
+		  map(select(.cpu_us_per_call_self != null and .concurrency == 16)) | group_by(.era) |
+		  map({era: .[0].era, b: cpu_side($base), g: cpu_side("gateway")} | select(.b != null and .g != null)) |
+		  "CPU per call at c=16: " + (map("\(.era) gateway \(.g.total | round) µs vs \($base) \(.b.total | round) µs (cost ratio \(if .g.total > 0 then (.b.total / .g.total * 100 | round / 100 | tostring) else "n/a" end))") | join(", "))
 		' "$tmp/results.jsonl"
 	fi
 	if [[ -s $tmp/sessions.jsonl ]]; then
@@ -492,6 +544,8 @@ main() {
 	echo
 	if [[ -s $tmp/results.jsonl ]]; then
 		table
+		echo
+		cpu_table
 		echo
 	fi
 	memory_table

@@ -20,6 +20,10 @@ go vet ./...
 step "staticcheck"
 go run "$STATICCHECK" ./...
 
+step "go test: the patches to vendored modules (third_party/*/PATCHES.md)"
+(cd third_party/go-sdk && go vet ./internal/json/ && go test -count=1 ./internal/json/)
+(cd third_party/segmentio-encoding && go test -count=1 -run 'TestPatch' ./json/)
+
 step "go test -race (unit, integration, interop with real npm clients and the conformance suite)"
 # MCPGATE_REQUIRE_INTEROP turns a missing npm install into a failure
 # instead of a skip, so the interop layer can never be silently left out.

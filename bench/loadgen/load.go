@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,10 +33,16 @@ type Config struct {
 	Timeout time.Duration // per HTTP request; zero means defaultTimeout
 	// PID, if positive, is the server process whose RSS (and its
 	// descendants') is read before the run and every SampleEvery during the
-	// measured window; ProcRoot is where /proc is (empty: /proc).
+	// measured window, and whose CPU time (and its descendants', and the
+	// generator's own) is read as the window begins and as it ends;
+	// ProcRoot is where /proc is (empty: /proc).
 	PID         int
 	ProcRoot    string
 	SampleEvery time.Duration
+	// UpstreamPID, if positive (and PID is), is another server the calls
+	// pass through, not a descendant of PID (mcpgate's url: upstream): its
+	// CPU time and its descendants' are read with PID's and reported apart.
+	UpstreamPID int
 }
 
 const defaultTimeout = 30 * time.Second
@@ -59,6 +66,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid args: not JSON: %s", c.Args)
 	case c.PID < 0:
 		return fmt.Errorf("invalid pid %d", c.PID)
+	case c.UpstreamPID < 0 || (c.UpstreamPID > 0 && c.PID == 0):
+		return fmt.Errorf("invalid upstream pid %d: want >= 0, and a pid with it", c.UpstreamPID)
 	case c.PID > 0 && c.SampleEvery <= 0:
 		return fmt.Errorf("invalid sample interval %v: want > 0 with a pid", c.SampleEvery)
 	}
@@ -119,8 +128,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	p := newPlan(time.Now(), cfg)
 	var sampler *peakSampler
+	var cpuAtStart <-chan cpuResult
+	stopCPU := make(chan struct{})
 	if cfg.PID > 0 {
 		sampler = startPeakSampler(cfg.ProcRoot, cfg.PID, cfg.SampleEvery, p.measureFrom)
+		cpuAtStart = readCPUWindowAt(cfg.ProcRoot, cfg.cpuPIDs(), p.measureFrom, stopCPU)
 	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
@@ -128,6 +140,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(p.measureFrom)
+	// The CPU window ends with the elapsed time, before the sessions close:
+	// it spans what calls/s does.
+	var cpuStart, cpuEnd cpuResult
+	if cpuAtStart != nil {
+		cpuEnd.w, cpuEnd.err = readCPUWindow(cfg.ProcRoot, cfg.cpuPIDs())
+		close(stopCPU)
+		cpuStart = <-cpuAtStart
+	}
 	var peak rss
 	var samples int
 	if sampler != nil {
@@ -140,8 +160,24 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	sum := summarize(cfg, workers, elapsed)
 	if cfg.PID > 0 {
 		sum.RSSStart, sum.RSSPeak, sum.RSSSamples = &start, &peak, samples
+		if err := cmp.Or(cpuStart.err, cpuEnd.err); err != nil {
+			return Summary{}, fmt.Errorf("measure server cpu: %w", err)
+		}
+		hz := clockTicks(filepath.Join(cfg.ProcRoot, "self", "auxv"))
+		if sum.CPUUse, err = cpuUse(cpuStart.w, cpuEnd.w, hz, sum.Calls); err != nil {
+			return Summary{}, err
+		}
 	}
 	return sum, nil
+}
+
+// cpuPIDs are the processes whose CPU time a run reads: the server, then
+// the upstream if there is one.
+func (c Config) cpuPIDs() []int {
+	if c.UpstreamPID > 0 {
+		return []int{c.PID, c.UpstreamPID}
+	}
+	return []int{c.PID}
 }
 
 func newPlan(start time.Time, cfg Config) *plan {

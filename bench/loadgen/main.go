@@ -13,7 +13,12 @@
 // With -pid, the load run also reads that server's resident memory (VmRSS
 // from /proc/PID/status, and separately the total of its descendants, where
 // mcpgate's sandboxed stdio upstreams live): once before the run and every
-// -sample-every during the measured window, keeping the peak.
+// -sample-every during the measured window, keeping the peak. It also reads
+// CPU time (utime + stime from /proc/PID/stat) as the measured window
+// begins and as it ends: the server's own, its descendants' summed, and the
+// generator's, each reported in ms and in µs per successful call
+// (cpu_us_per_call_self, _children, _loadgen). -upstream-pid adds a server
+// the calls pass through that is not the -pid's child (an HTTP upstream).
 //
 // -mode sessions measures memory per idle session instead: it opens
 // -sessions legacy sessions (-c at a time), reads the server's settled RSS
@@ -86,7 +91,8 @@ func parseFlags() flags {
 	flag.StringVar(&cfg.Tool, "tool", "echo", "tool to call")
 	flag.StringVar(&args, "args", `{"message":"hello"}`, "tool arguments as a JSON object")
 	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-request timeout")
-	flag.IntVar(&cfg.PID, "pid", 0, "server process whose RSS (and its descendants') to read; 0: none")
+	flag.IntVar(&cfg.PID, "pid", 0, "server process whose RSS and CPU time (and its descendants') to read; 0: none")
+	flag.IntVar(&cfg.UpstreamPID, "upstream-pid", 0, "with -pid: another server the calls pass through (not its descendant) whose CPU time to read too; 0: none")
 	flag.DurationVar(&cfg.SampleEvery, "sample-every", 200*time.Millisecond, "RSS reading interval during a load run's measured window")
 	flag.IntVar(&f.sessions, "sessions", 1000, "sessions mode: legacy sessions to open and hold")
 	flag.DurationVar(&f.settle, "settle", 2*time.Second, "sessions and rss modes: wait before a settled RSS reading")

@@ -104,23 +104,9 @@ func readRSS(procRoot string, pid int) (rss, error) {
 	if err != nil {
 		return rss{}, err
 	}
-	entries, err := os.ReadDir(procRoot)
+	parents, statuses, err := scanProcs(procRoot, readStatus, func(st procStatus) int { return st.PPid })
 	if err != nil {
-		return rss{}, fmt.Errorf("list %s: %w", procRoot, err)
-	}
-	parents := make(map[int]int, len(entries))
-	statuses := make(map[int]procStatus, len(entries))
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil || p == pid {
-			continue
-		}
-		st, err := readStatus(procRoot, p)
-		if err != nil {
-			continue // exited since ReadDir, or not ours to read
-		}
-		parents[p] = st.PPid
-		statuses[p] = st
+		return rss{}, err
 	}
 	r := rss{SelfKB: self.RSSKB}
 	for _, c := range descendants(parents, pid) {
@@ -130,14 +116,51 @@ func readRSS(procRoot string, pid int) (rss, error) {
 	return r, nil
 }
 
-func readStatus(procRoot string, pid int) (procStatus, error) {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
+// scanProcs reads every process under procRoot with read and returns the
+// parent map (pid to ppid, for descendants) and the readings by pid.
+// Processes that exit mid-scan, or that read cannot read, are left out.
+func scanProcs[T any](procRoot string, read func(procRoot string, pid int) (T, error), ppid func(T) int) (map[int]int, map[int]T, error) {
+	entries, err := os.ReadDir(procRoot)
 	if err != nil {
-		return procStatus{}, fmt.Errorf("read status of pid %d: %w", pid, err)
+		return nil, nil, fmt.Errorf("list %s: %w", procRoot, err)
 	}
-	st, err := parseStatus(string(b))
+	parents := make(map[int]int, len(entries))
+	readings := make(map[int]T, len(entries))
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue // not a process: self, sys, meminfo...
+		}
+		r, err := read(procRoot, p)
+		if err != nil {
+			continue // exited since ReadDir, or not ours to read
+		}
+		parents[p] = ppid(r)
+		readings[p] = r
+	}
+	return parents, readings, nil
+}
+
+func readStatus(procRoot string, pid int) (procStatus, error) {
+	return readProcFile(procRoot, pid, "status", parseStatus)
+}
+
+// readProcFile reads /proc/PID/FILE under procRoot with parse; pid 0 is
+// the reader itself (/proc/self).
+func readProcFile[T any](procRoot string, pid int, file string, parse func(string) (T, error)) (T, error) {
+	dir, name := "self", "self"
+	if pid != 0 {
+		dir = strconv.Itoa(pid)
+		name = "pid " + dir
+	}
+	var zero T
+	b, err := os.ReadFile(filepath.Join(procRoot, dir, file))
 	if err != nil {
-		return procStatus{}, fmt.Errorf("read status of pid %d: %w", pid, err)
+		return zero, fmt.Errorf("read %s of %s: %w", file, name, err)
+	}
+	st, err := parse(string(b))
+	if err != nil {
+		return zero, fmt.Errorf("read %s of %s: %w", file, name, err)
 	}
 	return st, nil
 }

@@ -74,14 +74,28 @@ func TestDescendants(t *testing.T) {
 // fakeProc writes a /proc with one status file per process: pid -> (ppid, rss kB).
 func fakeProc(t *testing.T, procs map[int][2]int) string {
 	t.Helper()
-	root := t.TempDir()
+	texts := make(map[int]string, len(procs))
 	for pid, p := range procs {
+		texts[pid] = fmt.Sprintf("Name:\tp%d\nPPid:\t%d\nVmRSS:\t%d kB\n", pid, p[0], p[1])
+	}
+	return fakeProcFiles(t, "status", texts)
+}
+
+// fakeProcFiles writes a /proc with a directory per process holding file
+// with its text; an empty text leaves the directory empty (a process that
+// exited between the listing and the read).
+func fakeProcFiles(t *testing.T, file string, texts map[int]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for pid, text := range texts {
 		dir := filepath.Join(root, strconv.Itoa(pid))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		text := fmt.Sprintf("Name:\tp%d\nPPid:\t%d\nVmRSS:\t%d kB\n", pid, p[0], p[1])
-		if err := os.WriteFile(filepath.Join(dir, "status"), []byte(text), 0o644); err != nil {
+		if text == "" {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

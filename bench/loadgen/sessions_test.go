@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,10 @@ func TestSessionsConfigValidate(t *testing.T) {
 	}
 }
 
-// A load run with a pid reads the server before and during the measured window.
+// A load run with a pid reads the server's RSS before and during the
+// measured window, and its CPU time over the window. The test server runs
+// in this process, so here the server, its upstream and the generator are
+// one process, and each must have used some CPU.
 func TestRunSamplesRSS(t *testing.T) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		t.Skipf("no /proc here: %v", err)
@@ -99,6 +103,7 @@ func TestRunSamplesRSS(t *testing.T) {
 	cfg.Calls = 0
 	cfg.Duration = 300 * time.Millisecond
 	cfg.PID = os.Getpid()
+	cfg.UpstreamPID = os.Getpid()
 	cfg.SampleEvery = 20 * time.Millisecond
 	sum, err := Run(t.Context(), cfg)
 	if err != nil {
@@ -109,6 +114,21 @@ func TestRunSamplesRSS(t *testing.T) {
 	}
 	if sum.RSSSamples < 2 || sum.RSSPeak.SelfKB <= 0 {
 		t.Errorf("got %d readings, peak %d KiB; want several and a positive peak", sum.RSSSamples, sum.RSSPeak.SelfKB)
+	}
+	c := sum.CPUUse
+	if c == nil {
+		t.Fatalf("no CPU figures: %+v", sum)
+	}
+	if c.TicksPerSec <= 0 || c.SelfMs <= 0 || c.PerCallSelf <= 0 || c.PerCallLoadgen <= 0 || c.UpstreamMs <= 0 {
+		t.Errorf("CPU figures = %+v, want positive ones", *c)
+	}
+	// No process uses more CPU in the window than the machine has (plus a
+	// tick at either end).
+	if limit := float64(runtime.NumCPU())*sum.ElapsedSec*1e3 + 20; c.SelfMs > limit {
+		t.Errorf("self CPU %v ms in a %.0f ms window exceeds %v ms", c.SelfMs, sum.ElapsedSec*1e3, limit)
+	}
+	if !strings.Contains(sum.String(), "cpu_us_per_call=") {
+		t.Errorf("String() = %q, want the CPU figures", sum.String())
 	}
 }
 

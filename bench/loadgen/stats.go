@@ -100,6 +100,9 @@ type Summary struct {
 	RSSStart   *rss `json:"rss_start,omitempty"`
 	RSSPeak    *rss `json:"rss_peak,omitempty"`
 	RSSSamples int  `json:"rss_samples,omitempty"`
+	// With a pid to watch: the CPU time spent during the measured window
+	// (cpu_* fields, flattened; see CPUUse).
+	*CPUUse
 }
 
 // TotalErrors counts every failure in the run, whatever its phase.
@@ -114,6 +117,13 @@ func (s Summary) String() string {
 	if s.RSSStart != nil && s.RSSPeak != nil {
 		line += fmt.Sprintf(" rss_start=%dKiB rss_peak=%dKiB children_start=%dKiB children_peak=%dKiB",
 			s.RSSStart.SelfKB, s.RSSPeak.SelfKB, s.RSSStart.ChildrenKB, s.RSSPeak.ChildrenKB)
+	}
+	if c := s.CPUUse; c != nil {
+		line += fmt.Sprintf(" cpu_us_per_call=%.1f children_cpu_us_per_call=%.1f loadgen_cpu_us_per_call=%.1f",
+			c.PerCallSelf, c.PerCallChild, c.PerCallLoadgen)
+		if c.UpstreamMs > 0 {
+			line += fmt.Sprintf(" upstream_cpu_us_per_call=%.1f", c.PerCallUp)
+		}
 	}
 	return line
 }

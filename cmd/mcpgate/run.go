@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 
 	"golang.org/x/mod/sumdb/note"
@@ -144,7 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Sprintf("--log-level: %v", err)}
 	}
-	tuneGC()
+	defer startGCTuner()()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	cfg, generatedKey, err := loadServeConfig(*configPath, *listen, *admin)
@@ -218,22 +217,6 @@ func dropPrivileges(runAs string, logger *slog.Logger) error {
 	}
 	logger.Info("privileges dropped", "run_as", runAs, "uid", target.UID, "gid", target.GID, "groups", target.Groups)
 	return nil
-}
-
-// gatewayGCPercent is the garbage collector's target for `serve` when GOGC
-// is not set. Every call through the gateway is decoded and encoded twice
-// (the SDK's server towards the client, its client towards the upstream),
-// which allocates a lot of short-lived garbage over a small live heap: at
-// Go's default of 100 the collector took about 40% of the gateway's CPU
-// (docs/performance.md). 400 lets the heap grow to five times the live data
-// (tens of MiB) between collections instead of twice.
-const gatewayGCPercent = 400
-
-// tuneGC applies gatewayGCPercent unless the operator set GOGC.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gatewayGCPercent)
-	}
 }
 
 // reloadOnHangup reloads the gateway's policy on every SIGHUP until the
