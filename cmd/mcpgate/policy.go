@@ -90,7 +90,8 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 // explainSubject builds the principal as authentication would: from the
-// config's API key with that id, or from --roles.
+// config's API key or certificate principal (auth.mtls) with that id, or
+// from --roles.
 func explainSubject(cfg *config.Config, id, roles string) (policy.Subject, error) {
 	var rs []string
 	if roles != "" {
@@ -110,15 +111,29 @@ func explainSubject(cfg *config.Config, id, roles string) (policy.Subject, error
 		}
 		return policy.Subject{}, nil // the anonymous caller
 	}
-	i := slices.IndexFunc(cfg.Auth.APIKeys, func(k config.APIKey) bool { return k.ID == id })
-	switch {
-	case rs != nil:
-	case i >= 0:
-		rs = cfg.Auth.APIKeys[i].Roles
-	default:
-		return policy.Subject{}, usageError{fmt.Sprintf("policy explain: no API key has id %q; give --roles for another principal", id)}
+	if rs == nil {
+		configured, ok := configuredRoles(cfg, id)
+		if !ok {
+			return policy.Subject{}, usageError{fmt.Sprintf("policy explain: no API key or auth.mtls principal has id %q; give --roles for another principal", id)}
+		}
+		rs = configured
 	}
 	return policy.Subject{ID: id, Roles: rs, Authenticated: true}, nil
+}
+
+// configuredRoles returns the roles of the principal with that id among
+// those the config fixes: API keys and certificate principals. Config
+// validation keeps ids unique across both.
+func configuredRoles(cfg *config.Config, id string) ([]string, bool) {
+	if i := slices.IndexFunc(cfg.Auth.APIKeys, func(k config.APIKey) bool { return k.ID == id }); i >= 0 {
+		return cfg.Auth.APIKeys[i].Roles, true
+	}
+	if m := cfg.Auth.MTLS; m != nil {
+		if i := slices.IndexFunc(m.Principals, func(p config.MTLSPrincipal) bool { return p.ID == id }); i >= 0 {
+			return m.Principals[i].Roles, true
+		}
+	}
+	return nil, false
 }
 
 // policyFindings compiles the config's policy and returns `check`'s

@@ -56,7 +56,7 @@ func TestPolicyExplain(t *testing.T) {
 		{"resource", []string{"--principal", "alice", "--resource", "file:///data/a/b"}, exitOK, `allow: rule "readers"`},
 		{"prompt", []string{"--principal", "alice", "--prompt", "p"}, exitError, `deny: no rule allows prompt "p"`},
 		{"roles for another principal", []string{"--principal", "jwt-user", "--roles", "reader", "--tool", "files.read_x"}, exitOK, `allow: rule "readers"`},
-		{"unknown principal", []string{"--principal", "bob", "--tool", "x"}, exitUsage, `no API key has id "bob"`},
+		{"unknown principal", []string{"--principal", "bob", "--tool", "x"}, exitUsage, `no API key or auth.mtls principal has id "bob"`},
 		{"two targets", []string{"--principal", "alice", "--tool", "x", "--prompt", "y"}, exitUsage, "exactly one of"},
 		{"no target", []string{"--principal", "alice"}, exitUsage, "exactly one of"},
 		{"bad args", []string{"--principal", "alice", "--tool", "x", "--args", `[1]`}, exitUsage, "one JSON object"},
@@ -126,5 +126,24 @@ func TestCheckPolicy(t *testing.T) {
 	code, out, errOut = runCLI(t, "check", "--config", bad)
 	if code != exitError || !strings.Contains(out, `error: `+bad+`: policy.rules[3] ("broken").when: ERROR`) {
 		t.Errorf("check with a CEL error: code %d:\n%s%s", code, out, errOut)
+	}
+}
+
+// TestPolicyExplainCertificatePrincipal decides for a principal that
+// auth.mtls maps from a client certificate, with the roles it configures.
+func TestPolicyExplainCertificatePrincipal(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("read when serving, not by policy explain"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, strings.Replace(policyTestConfig, "auth:\n", "listen:\n  tls: {self_signed: true, client_ca: "+ca+"}\n"+
+		"auth:\n  mtls:\n    principals:\n      - {id: ci, roles: [reader], match: {common_name: ci-runner}}\n", 1))
+	code, out, errOut := runCLI(t, "policy", "explain", "--config", cfg, "--principal", "ci", "--tool", "files.read_text")
+	if code != exitOK || !strings.Contains(out, `allow: rule "readers"`) {
+		t.Fatalf("code %d, stdout %q, stderr %q; want the readers rule to allow the certificate principal", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "policy", "explain", "--config", cfg, "--principal", "nobody", "--tool", "files.read_text")
+	if code != exitUsage || !strings.Contains(errOut, `no API key or auth.mtls principal has id "nobody"`) {
+		t.Fatalf("unknown id: code %d, stderr %q", code, errOut)
 	}
 }

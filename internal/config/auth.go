@@ -214,6 +214,12 @@ func (c *Config) validateMTLS(add addFunc) {
 		add("auth.mtls.principals", "required: at least one {id, roles, match}")
 	}
 	ids := map[string]bool{}
+	// An id names one principal: rate limits, sessions and policy rules
+	// key on it, so a certificate must not share an API key's.
+	keyIDs := map[string]bool{}
+	for _, k := range c.Auth.APIKeys {
+		keyIDs[k.ID] = true
+	}
 	matchers := map[string]string{}
 	for i, p := range m.Principals {
 		key := fmt.Sprintf("auth.mtls.principals[%d]", i)
@@ -222,6 +228,8 @@ func (c *Config) validateMTLS(add addFunc) {
 			add(key+".id", "%q must be 1-64 characters of letters, digits and _.@- ", p.ID)
 		case ids[p.ID]:
 			add(key+".id", "duplicate id %q", p.ID)
+		case keyIDs[p.ID]:
+			add(key+".id", "id %q is also an API key's id (auth.api_keys): one id, one principal", p.ID)
 		}
 		ids[p.ID] = true
 		for j, r := range p.Roles {

@@ -112,6 +112,9 @@ func TestAuthMethodProblems(t *testing.T) {
 		{"mtls no matcher", mtls("      - {id: a, match: {}}\n"), "auth.mtls.principals[0].match: set exactly one of"},
 		{"mtls duplicate id", mtls("      - {id: a, match: {common_name: a}}\n      - {id: a, match: {common_name: b}}\n"),
 			`auth.mtls.principals[1].id: duplicate id "a"`},
+		{"mtls id of an api key", tlsCA + "auth:\n  api_keys:\n    - {id: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n" +
+			"  mtls:\n    principals:\n      - {id: a, match: {common_name: a}}\n" + jwtUpstreams,
+			`auth.mtls.principals[0].id: id "a" is also an API key's id`},
 		{"mtls duplicate matcher", mtls("      - {id: a, match: {dns: A.example.com}}\n      - {id: b, match: {dns: a.example.com}}\n"),
 			`auth.mtls.principals[1].match.dns: "a.example.com" is already mapped to "a"`},
 		{"mtls wildcard", mtls("      - {id: a, match: {dns: \"*.example.com\"}}\n"), "must be an exact value"},
