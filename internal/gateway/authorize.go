@@ -79,27 +79,28 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			}
 			return filterList(res, func(kind policy.Kind, name string) bool { return pol.Visible(subject, kind, name) }), nil
 		}
+		if listen, isListen := req.GetParams().(*mcp.SubscriptionsListenParams); isListen && listen.Notifications != nil {
+			// A 2026-07-28 listen stream subscribes to every URI it lists
+			// (the SDK calls the subscribe handler itself, past this
+			// middleware): each is decided as a resources/subscribe would
+			// be, and one the principal may not read refuses the stream.
+			for _, uri := range listen.Notifications.ResourceSubscriptions {
+				target := policy.Request{Kind: policy.Resource, Name: uri}
+				if d := a.decide(pol, subject, ok, target); !d.Allow {
+					return nil, a.refuse(ctx, req, call, method, subject, target, d, mcp.ResourceNotFoundError(uri))
+				}
+				a.metrics.PolicyDecision(true)
+			}
+		}
 		target, arguments, unknown := requestTarget(req)
 		if target == nil {
 			res, err := next(ctx, method, req) // names nothing the policy governs
 			call.served("", "", res, err)
 			return res, err
 		}
-		d := policy.Decision{Reason: "no principal for the request"}
-		if ok {
-			d = pol.Decide(subject, *target)
-		}
+		d := a.decide(pol, subject, ok, *target)
 		if !d.Allow {
-			// Something that does not exist is not a denial: the client gets
-			// the same answer, the audit log does not record a policy
-			// decision, and the two can be told apart there.
-			if a.exists(string(target.Kind), target.Name) {
-				a.metrics.PolicyDecision(false)
-				a.deny(ctx, req, call, method, subject, *target, d, telemetry.RefusedPolicy, unknown)
-			} else {
-				call.served("", "", nil, unknown)
-			}
-			return nil, unknown
+			return nil, a.refuse(ctx, req, call, method, subject, *target, d, unknown)
 		}
 		a.metrics.PolicyDecision(true)
 		if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok {
@@ -115,6 +116,29 @@ func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		call.served(a.upstreamOf(string(target.Kind), target.Name), d.Rule, res, err)
 		return res, err
 	}
+}
+
+// decide is the policy's decision for subject; without a principal (known
+// is false) nothing is allowed.
+func (a *authorizer) decide(pol *policy.Policy, subject policy.Subject, known bool, target policy.Request) policy.Decision {
+	if !known {
+		return policy.Decision{Reason: "no principal for the request"}
+	}
+	return pol.Decide(subject, target)
+}
+
+// refuse answers a request the policy does not allow with unknown, the
+// error for a target that does not exist. Something that does not exist is
+// not a denial: the client gets the same answer, but the audit log records
+// no policy decision, so the two can be told apart there.
+func (a *authorizer) refuse(ctx context.Context, req mcp.Request, call *callState, method string, subject policy.Subject, target policy.Request, d policy.Decision, unknown error) error {
+	if a.exists(string(target.Kind), target.Name) {
+		a.metrics.PolicyDecision(false)
+		a.deny(ctx, req, call, method, subject, target, d, telemetry.RefusedPolicy, unknown)
+	} else {
+		call.served("", "", nil, unknown)
+	}
+	return unknown
 }
 
 // deny logs, counts (under label) and audits a denial: by the policy, or of

@@ -14,8 +14,9 @@ import (
 // TestMain doubles as the sandboxes' init (see sandbox.IsInit) and as the
 // upstream children the tests' gateways start: the
 // built-in demo (BuiltinCommand re-executes this test binary as
-// "<binary> demo") and the test server ("<binary> testserver", see
-// upstream_test.go). Otherwise it runs the tests and fails the package if
+// "<binary> demo"), the test server ("<binary> testserver", see
+// upstream_test.go) and the subscription server ("<binary> subserver", see
+// subscribe_test.go). Otherwise it runs the tests and fails the package if
 // any goroutine outlives them: every gateway, listener and limiter a test
 // starts must be stopped by it.
 //
@@ -40,6 +41,8 @@ func TestMain(m *testing.M) {
 			os.Exit(0)
 		case "testserver":
 			os.Exit(runTestServer())
+		case "subserver":
+			os.Exit(runSubscriptionServer())
 		}
 	}
 	goleak.VerifyTestMain(m,

@@ -76,6 +76,7 @@ type Catalog struct {
 	owner     func(req mcp.Request) string
 	logger    *slog.Logger
 	calls     *calls
+	subs      subscribers // the client sessions' resource subscriptions (see subscribe.go)
 	states    *sealed.Sealer
 	pending   *pendingCalls
 	// flights are the calls of modern clients on legacy upstreams (see
@@ -178,6 +179,7 @@ func NewCatalog(specs []Spec, opts Options) *Catalog {
 		Logger:             sdkLogger,
 	})
 	c.server.AddReceivingMiddleware(c.listOnDemand)
+	c.server.AddSendingMiddleware(c.filterUpdates)
 	for _, spec := range specs {
 		u := &Upstream{
 			spec:    spec,
@@ -185,7 +187,6 @@ func NewCatalog(specs []Spec, opts Options) *Catalog {
 			logger:  logger.With("upstream", spec.Name),
 			metrics: metrics,
 			resync:  make(chan struct{}, 1),
-			subs:    map[string]int{},
 		}
 		u.client = c.newClient(u)
 		c.upstreams = append(c.upstreams, u)
@@ -297,6 +298,7 @@ func (c *Catalog) Close() {
 	}
 	wg.Wait()
 	c.flights.Wait() // cancelled with the run context
+	c.closeSubscribers()
 }
 
 // runCtx is the context the catalog runs under until Close.

@@ -189,12 +189,12 @@ func (c *Catalog) newClient(u *Upstream) *mcp.Client {
 		PromptListChangedHandler:   func(_ context.Context, req *mcp.PromptListChangedRequest) { u.requestResync(req.Session) },
 		ResourceListChangedHandler: func(_ context.Context, req *mcp.ResourceListChangedRequest) { u.requestResync(req.Session) },
 		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			if in := u.instanceOf(req.Session); in == nil || in != u.catalogInstance() {
-				return // per-principal instances take no subscriptions
+			in := u.instanceOf(req.Session)
+			if in == nil || !u.servesSubscriptions(in) {
+				return // the lister of a per-principal upstream holds no subscriptions
 			}
-			if err := c.server.ResourceUpdated(ctx, req.Params); err != nil {
-				u.logger.Debug("relay resource update", "error", err)
-			}
+			// Only the sessions that subscribed on this instance get it.
+			c.relayUpdate(ctx, u, in.owner, req.Params)
 		},
 		//lint:ignore SA1019 logging is deprecated in 2026-07-28 but legacy upstreams use it.
 		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {

@@ -128,7 +128,10 @@ type Upstream struct {
 	lister   *instance       // per-principal mode: feeds the catalog, never serves calls
 	owned    map[string]*instance
 	sessions map[*mcp.ClientSession]*instance // live sessions, to attribute what they send
-	subs     map[string]int                   // resource URI -> downstream subscriptions
+	subs     map[subKey]int                   // instance owner and resource URI -> client sessions subscribed (see subscribe.go)
+
+	subMu  sync.Mutex                    // held while a subscription changes upstream
+	upSubs map[subKey]*mcp.ClientSession // under subMu: the session each upstream subscription is on
 
 	stateDir string // parent of the instances' state directories; "" until needed
 
@@ -273,7 +276,8 @@ func (u *Upstream) reapLoop(ctx context.Context) {
 		var idle []*instance
 		u.mu.Lock()
 		for owner, in := range u.owned {
-			if in.idleSince(cutoff) {
+			// A subscription is use: the instance sends its updates.
+			if in.idleSince(cutoff) && !u.hasSubscriptions(owner) {
 				delete(u.owned, owner)
 				idle = append(idle, in)
 			}
@@ -295,10 +299,6 @@ func (u *Upstream) connected(ctx context.Context, in *instance, cs *mcp.ClientSe
 	}
 	u.sessions[cs] = in
 	isCatalog := in == u.catalogInstance()
-	var subs []string
-	for uri := range u.subs {
-		subs = append(subs, uri)
-	}
 	u.mu.Unlock()
 	//lint:ignore SA1019 logging is deprecated in 2026-07-28 but legacy upstreams use it.
 	if !isModern(cs) && cs.InitializeResult().Capabilities.Logging != nil {
@@ -309,13 +309,10 @@ func (u *Upstream) connected(ctx context.Context, in *instance, cs *mcp.ClientSe
 			in.logger.Debug("upstream refused logging/setLevel", "error", err)
 		}
 	}
-	if !isCatalog {
-		return
+	if isCatalog {
+		u.cat.sync(ctx, u, cs)
 	}
-	u.cat.sync(ctx, u, cs)
-	for _, uri := range subs {
-		u.subscribeUpstream(cs, uri) // subscriptions outlive a restart
-	}
+	u.resubscribe(in) // subscriptions outlive a restart
 }
 
 // disconnected forgets a session that ended.
