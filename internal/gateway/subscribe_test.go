@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/config"
@@ -405,8 +406,9 @@ func TestSubscriptionNeedsPolicy(t *testing.T) {
 				headers := modernHeaders("subscriptions/listen", "")
 				_, b := tg.post(t, tg.keyA, modernBody(3, "subscriptions/listen", `"notifications":{"resourceSubscriptions":["sub://a","sub://b"]}`),
 					func(r *http.Request) { headers(r); *r = *r.WithContext(ctx) })
-				if r := decodeRPC(t, b); r.Error == nil || int64(r.Error.Code) != mcp.CodeResourceNotFound {
-					t.Fatalf("listen stream with a denied resource: %s, want error %d", b, mcp.CodeResourceNotFound)
+				// A denied resource is answered as one that does not exist.
+				if r := decodeRPC(t, b); r.Error == nil || r.Error.Code != jsonrpc.CodeInvalidParams || !strings.Contains(r.Error.Message, "not found") {
+					t.Fatalf("listen stream with a denied resource: %s, want resource not found (%d)", b, jsonrpc.CodeInvalidParams)
 				}
 			}
 			alice.subscribe(t, "sub://a")
