@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -418,6 +419,45 @@ func TestSubscriptionNeedsPolicy(t *testing.T) {
 			}
 			touch(t, tg, tg.keyA, "sub://b")
 			alice.expectNoUpdate(t, "alice, of a resource she may not read,", 500*time.Millisecond)
+		})
+	}
+}
+
+// TestSubscriptionSurvivesUpstreamRestart: a shared upstream child that
+// dies is restarted with its subscriptions: the new process is subscribed
+// to what clients still hold, and its updates reach them. Both upstream
+// eras.
+func TestSubscriptionSurvivesUpstreamRestart(t *testing.T) {
+	for _, era := range upstreamEras {
+		t.Run(eraName(era), func(t *testing.T) {
+			tg, markers := newSubscriptionGateway(t, func(u *config.Upstream) { u.ProtocolVersion = era }, nil)
+			alice := connectSubscriber(t, tg, tg.keyA, config.ProtocolLegacy)
+			alice.subscribe(t, "sub://a")
+			waitFor(t, "the upstream's subscription", func() bool { return heldUpstream(t, markers, "sub://a") == 1 })
+			before := touch(t, tg, tg.keyA, "sub://a")
+			alice.expectUpdate(t, "alice", "sub://a")
+
+			pid, err := strconv.Atoi(before)
+			if err != nil {
+				t.Fatalf("touch answered pid %q", before)
+			}
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the restarted child's subscription", func() bool {
+				held, _, _ := upstreamSubscriptions(t, markers, "sub://a")
+				for p, n := range held {
+					if p != before && n == 1 {
+						return true
+					}
+				}
+				return false
+			})
+			after := touch(t, tg, tg.keyA, "sub://a")
+			if after == before {
+				t.Fatalf("pid %s answered after it was killed", after)
+			}
+			alice.expectUpdate(t, "alice, from the restarted child", "sub://a")
 		})
 	}
 }
