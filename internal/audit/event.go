@@ -92,6 +92,13 @@ type Event struct {
 	BytesOut         int64           `json:"bytes_out"`             // response body bytes written to the client (result)
 	HTTPStatus       int             `json:"http_status,omitempty"` // HTTP status returned to the client
 	ErrorCode        int             `json:"error_code,omitempty"`  // JSON-RPC error code, if any
+	// Remote is the client's address, on records of requests refused
+	// before a principal was known; on a summary of such refusals, the
+	// address (an IPv6 /64) they came from.
+	Remote string `json:"remote,omitempty"`
+	// Count is, on a summary record (method "http:refusals"), how many
+	// refusals it stands for.
+	Count int `json:"count,omitempty"`
 }
 
 // ArgsDigest is the lowercase hex SHA-256 of a call's raw arguments, as

@@ -57,6 +57,7 @@ type front struct {
 	sessions       *sessionTable   // caps legacy sessions; nil: no caps (tests)
 	streams        streams         // legacy GET event streams, ended at drain
 	arguments      *audit.Redactor // records calls' arguments; nil: only their digest
+	refusals       *refusalRecords // budgets records of refusals without a principal; nil: no budget
 	// challenge makes the WWW-Authenticate values of a 401 or 403 (oauth.go).
 	challenge challenger
 }
@@ -269,17 +270,31 @@ func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principa
 
 // rejectMessage is reject for a request whose body was parsed (msg, or nil):
 // its record and metrics name the JSON-RPC method and tool.
+//
+// A refusal without a principal is recorded one by one only within the
+// budget of refusalRecords; past it, it is counted towards a summary record.
 func (f *front) rejectMessage(w http.ResponseWriter, r *http.Request, p *authn.Principal, msg *strictjson.Message, ref refusal) {
-	f.logger.Warn("request refused",
-		"status", ref.status, "code", ref.code, "reason", ref.message,
-		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
 	f.metrics.Refusal(ref.label)
 	ev := f.event(r, p, msg, 0)
 	labelsFrom(r.Context()).learn(ev, msg != nil)
+	if p == nil && f.refusals != nil {
+		// The summary is written whatever becomes of this client's request.
+		defer f.summarizeRefusals(context.WithoutCancel(r.Context()), false)
+		if !f.refusals.admit(sourceAddress(r.RemoteAddr)) {
+			transport.Reject(w, ref.status, ref.code, ref.message)
+			return
+		}
+	}
+	f.logger.Warn("request refused",
+		"status", ref.status, "code", ref.code, "reason", ref.message,
+		"principal", p, "method", r.Method, "remote", r.RemoteAddr)
 	if f.audit != nil {
 		ev.Decision, ev.Reason, ev.Outcome = audit.Deny, ref.message, audit.OutcomeRefused
 		ev.HTTPStatus, ev.ErrorCode = ref.status, ref.code
 		ev.Call, ev.Stage = audit.NewCallID(), audit.StageRequest
+		if p == nil {
+			ev.Remote = remoteHost(r.RemoteAddr)
+		}
 		if err := f.appendAudit(r.Context(), ev); err != nil {
 			f.logger.Error("audit record of a refusal not written", "error", err)
 		}

@@ -171,6 +171,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 		tracer:        o.tracer(),
 		sessions:      newSessionTable(lim.Sessions.Total, lim.Sessions.PerPrincipal, sdkSessions{server}, nil),
 		arguments:     arguments,
+		refusals:      newRefusalRecords(nil),
 	}
 	if g.audit != nil {
 		f.audit = g.audit // a nil *audit.Log must not become a non-nil Auditor
@@ -282,6 +283,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 // stopped) and the audit log, after a final signed checkpoint. Serve calls
 // it; call it only for a gateway never served.
 func (g *Gateway) Close() error {
+	if g.front != nil {
+		g.front.summarizeRefusals(context.Background(), true) // before the audit log closes
+	}
 	g.catalog.Close()
 	closeLegacySessions(g.catalog.Server())
 	g.alerts.Close()

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSourceAddress(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"192.0.2.7:5555", "192.0.2.7"},
+		{"192.0.2.7", "192.0.2.7"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff::1]:1", "2001:db8:1:2::/64"}, // the same /64
+		{"[::ffff:192.0.2.7]:80", "192.0.2.7"},            // IPv4-mapped
+		{"@", "@"},                                        // not an IP: its own key
+		{"", ""},
+	} {
+		if got := sourceAddress(tt.in); got != tt.want {
+			t.Errorf("sourceAddress(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestRefusalRecordsBudget: an address gets its burst of records, then
+// its refusals are held for a summary, which is due only after
+// refusalSummaryEvery (or when forced); the budget refills with time, and
+// all addresses together share a total budget.
+func TestRefusalRecordsBudget(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	r := newRefusalRecords(clock.Now)
+	admitted := 0
+	for range 100 {
+		if r.admit("192.0.2.1") {
+			admitted++
+		}
+	}
+	if admitted != refusalRecordsBurst {
+		t.Fatalf("%d of 100 refusals recorded one by one, want the burst of %d", admitted, refusalRecordsBurst)
+	}
+	if got := r.due(false); got != nil {
+		t.Fatalf("a summary before %s: %v", refusalSummaryEvery, got)
+	}
+	clock.advance(refusalSummaryEvery)
+	if got := r.due(false); got["192.0.2.1"] != 100-refusalRecordsBurst || len(got) != 1 {
+		t.Fatalf("summary %v, want 192.0.2.1: %d", got, 100-refusalRecordsBurst)
+	}
+	if got := r.due(true); got != nil {
+		t.Fatalf("a second summary of the same refusals: %v", got)
+	}
+	// Ten seconds refilled the address's bucket.
+	if !r.admit("192.0.2.1") {
+		t.Fatal("the address's budget did not refill")
+	}
+
+	// The total budget: many addresses, each within its own burst.
+	r = newRefusalRecords(clock.Now)
+	admitted = 0
+	for i := range 1000 {
+		if r.admit(fmt.Sprintf("198.51.%d.%d", i/256, i%256)) {
+			admitted++
+		}
+	}
+	if admitted != refusalRecordsTotalBurst {
+		t.Fatalf("%d of 1000 refusals from many addresses recorded one by one, want the total burst of %d", admitted, refusalRecordsTotalBurst)
+	}
+	held := 0
+	for _, n := range r.due(true) {
+		held += n
+	}
+	if admitted+held != 1000 {
+		t.Fatalf("%d recorded + %d held, want all 1000 accounted for", admitted, held)
+	}
+}
+
+// TestRefusalRecordsBounded: past refusalAddresses held addresses, the rest
+// are summarized together; the count is kept.
+func TestRefusalRecordsBounded(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	r := newRefusalRecords(clock.Now)
+	const n = refusalAddresses + 500
+	for i := range n {
+		addr := fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+		for range refusalRecordsBurst + 1 {
+			r.admit(addr)
+		}
+	}
+	got := r.due(true)
+	if len(got) > refusalAddresses+1 {
+		t.Fatalf("%d addresses held, want at most %d", len(got), refusalAddresses+1)
+	}
+	total := 0
+	for _, c := range got {
+		total += c
+	}
+	if total == 0 || got[otherAddresses] == 0 {
+		t.Fatalf("held %d, other addresses %d: want the overflow summarized together", total, got[otherAddresses])
+	}
+}
+
+// TestUnauthenticatedFloodBoundsRecords floods a real gateway with bad keys
+// from one address while an authenticated principal calls: every bad
+// request is answered 401, the principal's calls succeed, the audit log
+// holds at most the budget of individual records plus summaries, and the
+// summaries' counts account for every refusal.
+func TestUnauthenticatedFloodBoundsRecords(t *testing.T) {
+	tg, logPath := auditedGateway(t, nil)
+	const flood = 400
+	for i := range flood {
+		resp, _ := tg.post(t, "mgk_wrong", modernBody(i, "tools/list", ""), modernHeaders("tools/list", ""))
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad key: status %d, want 401", resp.StatusCode)
+		}
+		if i%100 == 0 {
+			if r := callTool(t, tg, tg.keyA, "pid"); r.Error != nil {
+				t.Fatalf("alice's call during the flood: %+v", r.Error)
+			}
+		}
+	}
+	one, summarized, summaries := 0, 0, 0
+	for _, ev := range auditEvents(t, tg, logPath) {
+		switch {
+		case ev.Method == "http:refusals":
+			summaries++
+			summarized += ev.Count
+			if ev.Remote != "127.0.0.1" || ev.Count <= 0 {
+				t.Errorf("summary record %+v: want remote 127.0.0.1 and a count", ev)
+			}
+		case ev.Principal == "" && ev.Outcome == "refused":
+			one++
+			if ev.Remote != "127.0.0.1" {
+				t.Errorf("refusal record without the client's address: %+v", ev)
+			}
+		}
+	}
+	if one+summarized != flood {
+		t.Fatalf("%d refusals recorded one by one + %d in %d summaries, want all %d accounted for", one, summarized, summaries, flood)
+	}
+	// The burst, plus what the budget refilled while the test ran.
+	if one > refusalRecordsBurst+refusalRecordsPerAddress*30 {
+		t.Fatalf("%d refusals recorded one by one, want the budget to hold", one)
+	}
+	if summaries == 0 {
+		t.Fatal("no summary record")
+	}
+}
