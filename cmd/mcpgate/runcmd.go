@@ -67,7 +67,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runFlags, []string, error) {
 		fmt.Fprint(fs.Output(), runUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.config, "config", "", "config file to take policy, limits and audit from (it must have no upstreams)")
+	fs.StringVar(&f.config, "config", "", "config file to take policy, limits, audit and tracing from (it must have no upstreams)")
 	fs.Var((*stringList)(&f.read), "allow-read", "host `PATH` the server may read (repeatable)")
 	fs.Var((*stringList)(&f.write), "allow-write", "host `PATH` the server may read and write (repeatable)")
 	fs.Var((*stringList)(&f.net), "allow-net", "`HOST:PORT` the server may connect to, through mcpgate's proxy (repeatable)")
@@ -101,7 +101,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runFlags, []string, error) {
 
 // runConfig builds the config `run` serves: the one stdio upstream given by
 // command and the flags, named f.name and mounted without a namespace (a
-// client sees the server's own names), and the policy, limits and audit of
+// client sees the server's own names), and the policy, limits, audit and tracing of
 // f.config if given, else a policy allowing everything and the default
 // audit log. It is validated; problems name the flag they come from.
 func runConfig(f runFlags, command []string, env runEnv) (*config.Config, error) {
@@ -116,7 +116,7 @@ func runConfig(f runFlags, command []string, env runEnv) (*config.Config, error)
 		}
 		// Only these sections apply: there is no listener (listen, admin)
 		// and no credential to check (auth).
-		cfg.Source, cfg.Policy, cfg.Limits, cfg.Audit = f.config, fc.Policy, fc.Limits, fc.Audit
+		cfg.Source, cfg.Policy, cfg.Limits, cfg.Audit, cfg.Tracing = f.config, fc.Policy, fc.Limits, fc.Audit, fc.Tracing
 	} else {
 		cfg.Policy.Rules = []config.PolicyRule{{
 			Name:       "run-default",
@@ -248,7 +248,12 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	relaxLimits(cfg, f.name, logger)
-	g, err := gateway.New(cfg, logger)
+	gwOpts, stopTracing, err := startTracing(cfg.Tracing, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the session: its last spans are flushed
+	g, err := gateway.New(cfg, logger, gwOpts...)
 	if err != nil {
 		return fmt.Errorf("build gateway: %w", err)
 	}

@@ -22,7 +22,7 @@ import (
 )
 
 // TestRunConfig: the flags and the command become one stdio upstream with
-// no namespace; --config lends its policy, limits and audit only; every
+// no namespace; --config lends its policy, limits, audit and tracing only; every
 // mistake is a usage error naming the flag.
 func TestRunConfig(t *testing.T) {
 	wd := t.TempDir()
@@ -31,7 +31,8 @@ func TestRunConfig(t *testing.T) {
 	}
 	withUpstreams := writeConfig(t, "upstreams:\n  demo: {builtin: demo}\n")
 	policyOnly := writeConfig(t, "policy:\n  rules:\n    - {name: only-echo, principals: [local], allow: {tools: [echo]}}\n"+
-		"audit: {path: a.jsonl, signing_key: a.key}\nlimits:\n  per_principal: {rate: 5, burst: 5, concurrent: 2}\n")
+		"audit: {path: a.jsonl, signing_key: a.key}\nlimits:\n  per_principal: {rate: 5, burst: 5, concurrent: 2}\n"+
+		"tracing: {otlp_endpoint: \"https://collector.example.com:4318\", sample_ratio: 0.5}\n")
 	env := runEnv{
 		wd:        wd,
 		lookupEnv: func(n string) (string, bool) { return map[string]string{"TOKEN": "from-env"}[n], n == "TOKEN" },
@@ -99,13 +100,14 @@ func TestRunConfig(t *testing.T) {
 			},
 		},
 		{
-			name: "--config lends policy, limits and audit",
+			name: "--config lends policy, limits, audit and tracing",
 			args: []string{"--config", policyOnly, "--", "x"},
 			check: func(c *config.Config) bool {
 				dir := filepath.Dir(policyOnly)
 				return c.Source == policyOnly && len(c.Policy.Rules) == 1 && c.Policy.Rules[0].Name == "only-echo" &&
 					c.Audit.Path == filepath.Join(dir, "a.jsonl") && c.Audit.SigningKey == filepath.Join(dir, "a.key") &&
-					c.Limits.PerPrincipal.Concurrent == 2 && len(c.Upstreams) == 1 && *c.Upstreams["run"].Namespace == none
+					c.Limits.PerPrincipal.Concurrent == 2 && len(c.Upstreams) == 1 && *c.Upstreams["run"].Namespace == none &&
+					c.Tracing.OTLPEndpoint == "https://collector.example.com:4318" && c.Tracing.Ratio() == 0.5
 			},
 		},
 	}

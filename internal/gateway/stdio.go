@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/authn"
@@ -114,6 +115,14 @@ type stdioConn struct {
 	mu       sync.Mutex
 	inflight map[string]func()     // request id -> release of its concurrency slot
 	calls    map[string]*callState // request id -> its audited call, until answered
+	spans    map[string]stdioSpan  // request id -> its trace span, until answered (tracing on)
+}
+
+// stdioSpan is the trace span of one request on the stdio front, with what
+// its end records.
+type stdioSpan struct {
+	span              trace.Span
+	era, method, name string
 }
 
 type lineOrErr struct {
@@ -132,6 +141,7 @@ func newStdioConn(f *front, p *authn.Principal, r io.Reader, w io.Writer) *stdio
 		closed:    make(chan struct{}),
 		inflight:  map[string]func(){},
 		calls:     map[string]*callState{},
+		spans:     map[string]stdioSpan{},
 	}
 	go c.readLines()
 	return c
@@ -281,7 +291,11 @@ func (c *stdioConn) admit(ctx context.Context, line []byte) (jsonrpc.Message, bo
 			// notification or a response has no answer and no result record.
 			cs := &callState{ev: ev, start: ev.Time}
 			c.f.calls.add(cs)
-			req.Extra.(*mcp.RequestExtra).Header = http.Header{callHeader: {ev.Call}}
+			extra := req.Extra.(*mcp.RequestExtra)
+			if extra.Header == nil {
+				extra.Header = http.Header{}
+			}
+			extra.Header.Set(callHeader, ev.Call)
 			c.mu.Lock()
 			if old := c.calls[string(msg.ID)]; old != nil {
 				c.f.calls.remove(old) // a reused id: the SDK refuses the duplicate
@@ -289,6 +303,19 @@ func (c *stdioConn) admit(ctx context.Context, line []byte) (jsonrpc.Message, bo
 			c.calls[string(msg.ID)] = cs
 			c.mu.Unlock()
 		}
+	}
+	if isReq && msg.Kind == strictjson.Request && c.f.tracer != nil {
+		extra := req.Extra.(*mcp.RequestExtra)
+		if extra.Header == nil {
+			extra.Header = http.Header{}
+		}
+		sp := stdioSpan{span: telemetry.StartStdioSpan(c.f.tracer, extra.Header), era: msg.ProtocolVersion, method: msg.Method, name: msg.Name}
+		c.mu.Lock()
+		if old, ok := c.spans[string(msg.ID)]; ok {
+			old.span.End() // a reused id: the SDK refuses the duplicate
+		}
+		c.spans[string(msg.ID)] = sp
+		c.mu.Unlock()
 	}
 	return decoded, true
 }
@@ -299,7 +326,16 @@ func (c *stdioConn) finishCall(id string, resp *jsonrpc.Response, n int) {
 	c.mu.Lock()
 	cs := c.calls[id]
 	delete(c.calls, id)
+	sp, traced := c.spans[id]
+	delete(c.spans, id)
 	c.mu.Unlock()
+	if traced {
+		failure := ""
+		if resp == nil {
+			failure = "not answered: the session ended"
+		}
+		telemetry.EndStdioSpan(sp.span, sp.era, sp.method, sp.name, c.principal.ID, failure)
+	}
 	if cs == nil {
 		return
 	}
@@ -434,9 +470,14 @@ func (c *stdioConn) releaseAll() {
 	c.mu.Lock()
 	rels := c.inflight
 	c.inflight = map[string]func(){}
-	pending := make([]string, 0, len(c.calls))
+	pending := make([]string, 0, len(c.calls)+len(c.spans))
 	for id := range c.calls {
 		pending = append(pending, id)
+	}
+	for id := range c.spans {
+		if _, audited := c.calls[id]; !audited {
+			pending = append(pending, id)
+		}
 	}
 	c.mu.Unlock()
 	for _, rel := range rels {

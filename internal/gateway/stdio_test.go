@@ -28,7 +28,7 @@ type stdioClient struct {
 
 // startStdio serves the demo (no namespace) over stdio with a policy that
 // lets only the principal "local" use only echo, and an audit log.
-func startStdio(t *testing.T, ctx context.Context, edit func(*Gateway)) (*stdioClient, string, string) {
+func startStdio(t *testing.T, ctx context.Context, edit func(*Gateway), opts ...Option) (*stdioClient, string, string) {
 	t.Helper()
 	keyPath, logPath, vkey := auditFiles(t)
 	cfg := config.Default()
@@ -38,7 +38,7 @@ func startStdio(t *testing.T, ctx context.Context, edit func(*Gateway)) (*stdioC
 	}}
 	cfg.Audit.Path, cfg.Audit.SigningKey = logPath, keyPath
 	cfg.ApplyDefaults()
-	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	g, err := New(cfg, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -279,3 +279,52 @@ func awaitRemoteTool(t testing.TB, tg *testGateway) {
 	}
 	t.Fatalf("gateway never served echo: %v", err)
 }
+
+// TestTracesThroughStdioFront: a request on the stdio front (mcpgate run)
+// gets a server span, and the upstream call made for it is its child; the
+// span carries the principal "local" and no argument.
+func TestTracesThroughStdioFront(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(telemetry.Sampler(1)))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	c, _, _ := startStdio(t, context.Background(), nil, WithTracerProvider(tp))
+	c.initialize()
+	exp.Reset()
+
+	r := c.call(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"argument-must-not-be-traced"}}}`)
+	if r["result"] == nil {
+		t.Fatalf("echo over stdio: %v", r)
+	}
+	// The span ends once the answer is written, just after the client
+	// reads it.
+	waitFor(t, "the stdio server span", func() bool { _, ok := spanNamed(exp.GetSpans(), "tools/call"); return ok })
+	spans := exp.GetSpans()
+	server, ok := spanNamed(spans, "tools/call")
+	if !ok {
+		t.Fatalf("no server span named tools/call among %d spans", len(spans))
+	}
+	client, ok := spanNamed(spans, "upstream tools/call")
+	if !ok {
+		t.Fatal("no upstream client span")
+	}
+	if server.SpanKind != trace.SpanKindServer || server.Parent.IsValid() {
+		t.Errorf("server span: kind %v, parent %v; want a server span that starts its trace", server.SpanKind, server.Parent)
+	}
+	if client.Parent.SpanID() != server.SpanContext.SpanID() || client.SpanContext.TraceID() != server.SpanContext.TraceID() {
+		t.Errorf("upstream span parent %s, want the server span %s", client.Parent.SpanID(), server.SpanContext.SpanID())
+	}
+	for key, want := range map[string]string{
+		telemetry.AttrMethod: "tools/call", telemetry.AttrName: "echo", telemetry.AttrPrincipal: "local",
+	} {
+		if got := attr(server, key); got != want {
+			t.Errorf("server span %s = %q, want %q", key, got, want)
+		}
+	}
+	for _, s := range spans {
+		for _, a := range s.Attributes {
+			if strings.Contains(a.Value.String(), "argument-must-not-be-traced") {
+				t.Errorf("span %s carries the call's argument in %s", s.Name, a.Key)
+			}
+		}
+	}
+}

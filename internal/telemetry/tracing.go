@@ -154,16 +154,41 @@ func StartServerSpan(tracer trace.Tracer, r *http.Request) (*http.Request, trace
 	return r.WithContext(ctx), span
 }
 
+// StartStdioSpan starts the server span of one request on the stdio front
+// (mcpgate run). Stdio carries no headers, so no trace context comes with
+// the request: the span starts a trace. Its context is put in header, the
+// headers the front hands the SDK with the request, which is where the
+// upstream calls made for it find their parent (as for HTTP).
+func StartStdioSpan(tracer trace.Tracer, header http.Header) trace.Span {
+	ctx, span := tracer.Start(context.Background(), "mcp", trace.WithSpanKind(trace.SpanKindServer))
+	traceContext.Inject(ctx, propagation.HeaderCarrier(header))
+	return span
+}
+
 // EndServerSpan names the span after its method (a bounded label value),
 // sets what is known of the request and ends it.
 func EndServerSpan(span trace.Span, era, method, name, principal string, status int) {
+	failure := ""
+	if status >= 500 {
+		failure = http.StatusText(status)
+	}
+	endSpan(span, era, method, name, principal, failure, attribute.Int(AttrStatus, status))
+}
+
+// EndStdioSpan is EndServerSpan for the stdio front, which has no HTTP
+// status; failure, if not empty, marks the span as failed (a request the
+// session ended before it was answered).
+func EndStdioSpan(span trace.Span, era, method, name, principal, failure string) {
+	endSpan(span, era, method, name, principal, failure)
+}
+
+func endSpan(span trace.Span, era, method, name, principal, failure string, more ...attribute.KeyValue) {
 	method = Method(method)
 	span.SetName(method)
-	attrs := []attribute.KeyValue{
+	attrs := append([]attribute.KeyValue{
 		attribute.String(AttrMethod, method),
 		attribute.String(AttrEra, era),
-		attribute.Int(AttrStatus, status),
-	}
+	}, more...)
 	if name != "" {
 		attrs = append(attrs, attribute.String(AttrName, name))
 	}
@@ -171,8 +196,8 @@ func EndServerSpan(span trace.Span, era, method, name, principal string, status 
 		attrs = append(attrs, attribute.String(AttrPrincipal, principal))
 	}
 	span.SetAttributes(attrs...)
-	if status >= 500 {
-		span.SetStatus(codes.Error, http.StatusText(status))
+	if failure != "" {
+		span.SetStatus(codes.Error, failure)
 	}
 	span.End()
 }
