@@ -101,7 +101,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 			return nil, err
 		}
 	}
-	sdkLogger := logger.With("component", "mcp-sdk")
+	sdkLogger := newSDKLogger(logger)
 	catalogOpts := upstream.Options{
 		Version:   Version(),
 		Owner:     requestOwner,

@@ -245,7 +245,7 @@ func CollectDefinitions(ctx context.Context, cfg *config.Config, logger *slog.Lo
 	for i := range specs {
 		specs[i].OnDemand = false
 	}
-	catalog := upstream.NewCatalog(specs, upstream.Options{Version: Version(), Logger: logger, SDKLogger: logger.With("component", "mcp-sdk")})
+	catalog := upstream.NewCatalog(specs, upstream.Options{Version: Version(), Logger: logger, SDKLogger: newSDKLogger(logger)})
 	defer catalog.Close()
 	if err := catalog.Start(ctx); err != nil {
 		return nil, fmt.Errorf("list upstreams: %w", err)
