@@ -28,6 +28,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/sealed"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
@@ -86,7 +87,7 @@ func New(logger *slog.Logger) *Demo {
 		Version: serverVersion,
 	}, &mcp.ServerOptions{
 		Instructions:       serverInstructions,
-		Logger:             slog.New(&minLevelHandler{Handler: logger.Handler(), min: sdkLogLevel}),
+		Logger:             slog.New(telemetry.MinLevel(logger.Handler(), sdkLogLevel)),
 		Capabilities:       serverCapabilities(),
 		CompletionHandler:  d.complete,
 		SubscribeHandler:   d.subscribe,
@@ -139,26 +140,6 @@ func serverCapabilities() *mcp.ServerCapabilities {
 		//lint:ignore SA1019 logging is deprecated in 2026-07-28 but still required by 2025-11-25 clients.
 		Logging: &mcp.LoggingCapabilities{},
 	}
-}
-
-// minLevelHandler drops records below min before they reach the wrapped
-// handler. It keeps the SDK's chatty Info records out of the gateway log
-// without changing the level of the gateway's own logger.
-type minLevelHandler struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h *minLevelHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= h.min && h.Handler.Enabled(ctx, level)
-}
-
-func (h *minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
-}
-
-func (h *minLevelHandler) WithGroup(name string) slog.Handler {
-	return &minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
 }
 
 // ServeStdio serves the demo over r and w (a child's stdin and stdout) until

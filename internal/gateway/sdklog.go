@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"log/slog"
+
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
 
 // newSDKLogger is the logger the MCP SDK logs through. The SDK logs the
@@ -15,23 +17,5 @@ func newSDKLogger(logger *slog.Logger) *slog.Logger {
 	if logger.Enabled(context.Background(), slog.LevelDebug) {
 		return l
 	}
-	return slog.New(minLevel{Handler: l.Handler(), min: slog.LevelWarn})
-}
-
-// minLevel drops the records of its handler below min.
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= h.min && h.Handler.Enabled(ctx, level)
-}
-
-func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+	return slog.New(telemetry.MinLevel(l.Handler(), slog.LevelWarn))
 }

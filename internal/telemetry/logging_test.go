@@ -1,0 +1,24 @@
+package telemetry_test
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/mcpgate/mcpgate/internal/telemetry"
+)
+
+func ExampleMinLevel() {
+	h := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})
+	sdk := slog.New(telemetry.MinLevel(h, slog.LevelWarn)).With("component", "mcp-sdk")
+	sdk.Info("server session connected")
+	sdk.Warn("something the operator must see")
+	// Output: level=WARN msg="something the operator must see" component=mcp-sdk
+}
