@@ -271,16 +271,17 @@ func (f *front) reject(w http.ResponseWriter, r *http.Request, p *authn.Principa
 // rejectMessage is reject for a request whose body was parsed (msg, or nil):
 // its record and metrics name the JSON-RPC method and tool.
 //
-// A refusal without a principal is recorded one by one only within the
-// budget of refusalRecords; past it, it is counted towards a summary record.
+// A refusal without a principal, or of a principal's request as too many,
+// is recorded one by one only within the budget of refusalRecords; past it,
+// it is counted towards a summary record.
 func (f *front) rejectMessage(w http.ResponseWriter, r *http.Request, p *authn.Principal, msg *strictjson.Message, ref refusal) {
 	f.metrics.Refusal(ref.label)
 	ev := f.event(r, p, msg, 0)
 	labelsFrom(r.Context()).learn(ev, msg != nil)
-	if p == nil && f.refusals != nil {
+	if source, budgeted := budgetedSource(r, p, ref); budgeted && f.refusals != nil {
 		// The summary is written whatever becomes of this client's request.
 		defer f.summarizeRefusals(context.WithoutCancel(r.Context()), false)
-		if !f.refusals.admit(sourceAddress(r.RemoteAddr)) {
+		if !f.refusals.admit(source) {
 			transport.Reject(w, ref.status, ref.code, ref.message)
 			return
 		}

@@ -153,9 +153,16 @@ func TestOnePrincipalFloodsAnotherIsServed(t *testing.T) {
 		}
 	}
 
+	// Every 429 is accounted for: recorded one by one within the budget of
+	// records (refusals.go), the rest counted in summary records.
 	var denied, bobAllowed int
 	for _, ev := range auditEvents(t, tg, logPath) {
 		switch {
+		case ev.Method == "http:refusals":
+			if ev.Principal != "alice" || ev.Count <= 0 {
+				t.Errorf("unexpected summary %+v", ev)
+			}
+			denied += ev.Count
 		case ev.Decision == audit.Deny:
 			if ev.Principal != "alice" || ev.Method != "tools/call" || ev.Name != "echo" ||
 				ev.HTTPStatus != http.StatusTooManyRequests || ev.ErrorCode != CodeRateLimited ||

@@ -4,38 +4,65 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/limits"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
 
-// Refusals of requests without a principal (no or a bad credential, a
-// request refused before authentication) cost nothing to send, and each
-// would otherwise cost a log line and a durable audit record. A flood of
-// them from the network could fill the disk and slow every allowed call's
-// fsync. So their records are budgeted per source address and in total:
-// past the budget a refusal is still answered and counted in the metrics,
-// but recorded only as part of a summary record per address ("N more
-// refusals from this address"), written when the next refusal comes after
-// summaryEvery, and at shutdown. Nothing is lost: the summaries carry the
-// counts. Nobody is locked out either: the budget limits records, never
-// requests, so clients behind one proxy address are not refused for each
-// other's mistakes.
+// Two kinds of refusal cost their sender nothing but would each cost a log
+// line and a durable audit record: requests refused before a principal is
+// known (no or a bad credential, a request refused before authentication),
+// which anyone who reaches the port can send, and a principal's requests
+// refused as too many (429: rate or concurrency limit), which a runaway
+// agent loop sends as fast as it can. A flood of either could fill the disk
+// and slow every allowed call's fsync. So their records are budgeted, per
+// source address or per principal, and in total: past the budget a refusal
+// is still answered and counted in the metrics, but recorded only as part of
+// a summary record ("N more refusals from this address", or "of this
+// principal"), written when the next such refusal comes after summaryEvery,
+// and at shutdown. Nothing is lost: the summaries carry the counts. Nobody is
+// locked out either: the budget limits records, never requests, so clients
+// behind one proxy address are not refused for each other's mistakes. Other
+// refusals of a principal (policy, schema, bad JSON) are recorded one by
+// one: the principal's rate limit bounds them.
 const (
-	refusalRecordsPerAddress = 5   // records a second, per source address
-	refusalRecordsBurst      = 20  // per source address
-	refusalRecordsTotal      = 50  // records a second, all addresses together
-	refusalRecordsTotalBurst = 200 // all addresses together
-	refusalAddresses         = 4096
+	refusalRecordsPerAddress = 5    // records a second, per source address or principal
+	refusalRecordsBurst      = 20   // per source address or principal
+	refusalRecordsTotal      = 50   // records a second, all addresses together
+	refusalRecordsTotalBurst = 200  // all addresses together
+	refusalAddresses         = 4096 // sources tracked
 	refusalSummaryEvery      = 10 * time.Second
 )
 
-// otherAddresses is the summary key of addresses beyond refusalAddresses.
-const otherAddresses = "other addresses"
+// otherSources is the summary key of sources beyond refusalAddresses.
+var otherSources = refusalSource{address: "other sources"}
+
+// refusalSource is whom a budgeted refusal is counted against: a source
+// address (no principal) or a principal.
+type refusalSource struct {
+	address, principal string
+}
+
+func (s refusalSource) key() string {
+	if s.principal != "" {
+		return "principal " + s.principal
+	}
+	return "address " + s.address
+}
+
+func (s refusalSource) String() string {
+	if s.principal != "" {
+		return "principal " + s.principal
+	}
+	return s.address
+}
 
 // refusalRecords is the budget of records of refusals without a principal.
 type refusalRecords struct {
@@ -43,7 +70,7 @@ type refusalRecords struct {
 	now               func() time.Time
 
 	mu        sync.Mutex
-	held      map[string]int // source address -> refusals not recorded one by one
+	held      map[refusalSource]int // refusals not recorded one by one
 	lastFlush time.Time
 }
 
@@ -55,7 +82,7 @@ func newRefusalRecords(now func() time.Time) *refusalRecords {
 		perAddress: limits.NewBuckets(refusalRecordsPerAddress, refusalRecordsBurst, refusalAddresses, now),
 		total:      limits.NewBuckets(refusalRecordsTotal, refusalRecordsTotalBurst, 1, now),
 		now:        now,
-		held:       map[string]int{},
+		held:       map[refusalSource]int{},
 		lastFlush:  now(),
 	}
 }
@@ -88,10 +115,10 @@ func remoteHost(remoteAddr string) string {
 	return remoteAddr
 }
 
-// admit reports whether a refusal from source may be recorded one by one;
-// if not, it is held for the next summary.
-func (r *refusalRecords) admit(source string) bool {
-	if ok, _ := r.perAddress.Allow(source); ok {
+// admit reports whether a refusal counted against source may be recorded
+// one by one; if not, it is held for the next summary.
+func (r *refusalRecords) admit(source refusalSource) bool {
+	if ok, _ := r.perAddress.Allow(source.key()); ok {
 		if ok, _ := r.total.Allow(""); ok {
 			return true
 		}
@@ -99,7 +126,7 @@ func (r *refusalRecords) admit(source string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, tracked := r.held[source]; !tracked && len(r.held) >= refusalAddresses {
-		source = otherAddresses
+		source = otherSources
 	}
 	r.held[source]++
 	return false
@@ -107,7 +134,7 @@ func (r *refusalRecords) admit(source string) bool {
 
 // due returns the held counts to summarize, and forgets them, when
 // refusalSummaryEvery has passed since the last summary or force is set.
-func (r *refusalRecords) due(force bool) map[string]int {
+func (r *refusalRecords) due(force bool) map[refusalSource]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
@@ -115,33 +142,49 @@ func (r *refusalRecords) due(force bool) map[string]int {
 		return nil
 	}
 	held := r.held
-	r.held, r.lastFlush = map[string]int{}, now
+	r.held, r.lastFlush = map[refusalSource]int{}, now
 	return held
 }
 
-// summarize writes a record per source address for the refusals held since
+// summarizeRefusals writes a record per source for the refusals held since
 // the last summary (all of them with force, at shutdown), and logs it.
 func (f *front) summarizeRefusals(ctx context.Context, force bool) {
 	held := f.refusals.due(force)
-	sources := make([]string, 0, len(held))
+	sources := make([]refusalSource, 0, len(held))
 	for s := range held {
 		sources = append(sources, s)
 	}
-	sort.Strings(sources)
+	sort.Slice(sources, func(i, j int) bool { return sources[i].key() < sources[j].key() })
 	for _, source := range sources {
 		n := held[source]
-		f.logger.Warn("requests refused, not logged one by one", "count", n, "source", source)
+		f.logger.Warn("requests refused, not logged one by one", "count", n, "source", source.String())
 		if f.audit == nil {
 			continue
 		}
 		ev := audit.Event{
 			Time: time.Now().UTC(), Call: audit.NewCallID(), Stage: audit.StageRequest,
 			Method: "http:refusals", Decision: audit.Deny, Outcome: audit.OutcomeRefused,
-			Reason: fmt.Sprintf("%d more requests without a principal refused from %s, over the budget of records", n, source),
-			Remote: source, Count: n,
+			Principal: source.principal, Remote: source.address, Count: n,
+		}
+		if source.principal != "" {
+			ev.Reason = fmt.Sprintf("%d more requests of this principal refused as too many, over the budget of records", n)
+		} else {
+			ev.Reason = fmt.Sprintf("%d more requests without a principal refused from %s, over the budget of records", n, source.address)
 		}
 		if err := f.appendAudit(ctx, ev); err != nil {
-			f.logger.Error("audit record of refusals not written", "error", err, "count", n, "source", source)
+			f.logger.Error("audit record of refusals not written", "error", err, "count", n, "source", source.String())
 		}
 	}
+}
+
+// budgetedSource is whom a refusal is counted against in the budget of
+// records, and whether it is budgeted at all.
+func budgetedSource(r *http.Request, p *authn.Principal, ref refusal) (refusalSource, bool) {
+	switch {
+	case p == nil:
+		return refusalSource{address: sourceAddress(r.RemoteAddr)}, true
+	case ref.label == telemetry.RefusedRateLimited || ref.label == telemetry.RefusedConcurrency:
+		return refusalSource{principal: p.ID}, true
+	}
+	return refusalSource{}, false
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/config"
 )
 
 func TestSourceAddress(t *testing.T) {
@@ -50,8 +52,9 @@ func TestRefusalRecordsBudget(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	r := newRefusalRecords(clock.Now)
 	admitted := 0
+	addr := refusalSource{address: "192.0.2.1"}
 	for range 100 {
-		if r.admit("192.0.2.1") {
+		if r.admit(addr) {
 			admitted++
 		}
 	}
@@ -62,14 +65,14 @@ func TestRefusalRecordsBudget(t *testing.T) {
 		t.Fatalf("a summary before %s: %v", refusalSummaryEvery, got)
 	}
 	clock.advance(refusalSummaryEvery)
-	if got := r.due(false); got["192.0.2.1"] != 100-refusalRecordsBurst || len(got) != 1 {
+	if got := r.due(false); got[addr] != 100-refusalRecordsBurst || len(got) != 1 {
 		t.Fatalf("summary %v, want 192.0.2.1: %d", got, 100-refusalRecordsBurst)
 	}
 	if got := r.due(true); got != nil {
 		t.Fatalf("a second summary of the same refusals: %v", got)
 	}
 	// Ten seconds refilled the address's bucket.
-	if !r.admit("192.0.2.1") {
+	if !r.admit(addr) {
 		t.Fatal("the address's budget did not refill")
 	}
 
@@ -77,7 +80,7 @@ func TestRefusalRecordsBudget(t *testing.T) {
 	r = newRefusalRecords(clock.Now)
 	admitted = 0
 	for i := range 1000 {
-		if r.admit(fmt.Sprintf("198.51.%d.%d", i/256, i%256)) {
+		if r.admit(refusalSource{address: fmt.Sprintf("198.51.%d.%d", i/256, i%256)}) {
 			admitted++
 		}
 	}
@@ -93,6 +96,20 @@ func TestRefusalRecordsBudget(t *testing.T) {
 	}
 }
 
+// TestRefusalRecordsPrincipalApart: a principal's budget is its own, not
+// its address's: a flood of bad keys from an address leaves a principal
+// calling from it its own records.
+func TestRefusalRecordsPrincipalApart(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	r := newRefusalRecords(clock.Now)
+	for range 100 {
+		r.admit(refusalSource{address: "192.0.2.1"})
+	}
+	if !r.admit(refusalSource{principal: "192.0.2.1"}) {
+		t.Fatal("a principal shares the budget of an address")
+	}
+}
+
 // TestRefusalRecordsBounded: past refusalAddresses held addresses, the rest
 // are summarized together; the count is kept.
 func TestRefusalRecordsBounded(t *testing.T) {
@@ -100,7 +117,7 @@ func TestRefusalRecordsBounded(t *testing.T) {
 	r := newRefusalRecords(clock.Now)
 	const n = refusalAddresses + 500
 	for i := range n {
-		addr := fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+		addr := refusalSource{address: fmt.Sprintf("10.0.%d.%d", i/256, i%256)}
 		for range refusalRecordsBurst + 1 {
 			r.admit(addr)
 		}
@@ -113,8 +130,8 @@ func TestRefusalRecordsBounded(t *testing.T) {
 	for _, c := range got {
 		total += c
 	}
-	if total == 0 || got[otherAddresses] == 0 {
-		t.Fatalf("held %d, other addresses %d: want the overflow summarized together", total, got[otherAddresses])
+	if total == 0 || got[otherSources] == 0 {
+		t.Fatalf("held %d, other sources %d: want the overflow summarized together", total, got[otherSources])
 	}
 }
 
@@ -162,5 +179,48 @@ func TestUnauthenticatedFloodBoundsRecords(t *testing.T) {
 	}
 	if summaries == 0 {
 		t.Fatal("no summary record")
+	}
+}
+
+// TestRateLimitedFloodBoundsRecords: a principal that keeps calling past its
+// rate limit (a runaway agent) is answered 429 every time, but its
+// refusals are recorded one by one only within the budget; the summaries,
+// under its principal, account for the rest. Another principal is not
+// affected.
+func TestRateLimitedFloodBoundsRecords(t *testing.T) {
+	tg, logPath := auditedGateway(t, func(c *config.Config) {
+		c.Limits.PerPrincipal.Rate, c.Limits.PerPrincipal.Burst = 1, 1
+	})
+	const flood = 300
+	limited := 0
+	for range flood {
+		resp, _ := tg.post(t, tg.keyA, modernBody(1, "tools/list", ""), modernHeaders("tools/list", ""))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited < flood-10 {
+		t.Fatalf("%d of %d calls past the rate limit were refused", limited, flood)
+	}
+	if resp, _ := tg.post(t, tg.keyB, modernBody(1, "tools/list", ""), modernHeaders("tools/list", "")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob during alice's flood: status %d", resp.StatusCode)
+	}
+	one, summarized := 0, 0
+	for _, ev := range auditEvents(t, tg, logPath) {
+		switch {
+		case ev.Method == "http:refusals":
+			if ev.Principal != "alice" || ev.Remote != "" {
+				t.Errorf("summary %+v: want alice's, without an address", ev)
+			}
+			summarized += ev.Count
+		case ev.Principal == "alice" && ev.Outcome == "refused" && ev.HTTPStatus == http.StatusTooManyRequests:
+			one++
+		}
+	}
+	if one+summarized != limited {
+		t.Fatalf("%d recorded one by one + %d summarized, want all %d refusals accounted for", one, summarized, limited)
+	}
+	if one > refusalRecordsBurst+refusalRecordsPerAddress*30 || summarized == 0 {
+		t.Fatalf("%d refusals recorded one by one, %d summarized: want the budget to hold", one, summarized)
 	}
 }
