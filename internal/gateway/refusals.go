@@ -33,15 +33,15 @@ import (
 // refusals of a principal (policy, schema, bad JSON) are recorded one by
 // one: the principal's rate limit bounds them.
 const (
-	refusalRecordsPerAddress = 5    // records a second, per source address or principal
+	refusalRecordsPerSource  = 5    // records a second, per source address or principal
 	refusalRecordsBurst      = 20   // per source address or principal
-	refusalRecordsTotal      = 50   // records a second, all addresses together
-	refusalRecordsTotalBurst = 200  // all addresses together
-	refusalAddresses         = 4096 // sources tracked
+	refusalRecordsTotal      = 50   // records a second, all sources together
+	refusalRecordsTotalBurst = 200  // all sources together
+	refusalSources           = 4096 // sources tracked
 	refusalSummaryEvery      = 10 * time.Second
 )
 
-// otherSources is the summary key of sources beyond refusalAddresses.
+// otherSources is the summary key of sources beyond refusalSources.
 var otherSources = refusalSource{address: "other sources"}
 
 // refusalSource is whom a budgeted refusal is counted against: a source
@@ -64,10 +64,11 @@ func (s refusalSource) String() string {
 	return s.address
 }
 
-// refusalRecords is the budget of records of refusals without a principal.
+// refusalRecords is the budget of records of the refusals budgetedSource
+// names.
 type refusalRecords struct {
-	perAddress, total *limits.Buckets
-	now               func() time.Time
+	perSource, total *limits.Buckets
+	now              func() time.Time
 
 	mu        sync.Mutex
 	held      map[refusalSource]int // refusals not recorded one by one
@@ -79,11 +80,11 @@ func newRefusalRecords(now func() time.Time) *refusalRecords {
 		now = time.Now
 	}
 	return &refusalRecords{
-		perAddress: limits.NewBuckets(refusalRecordsPerAddress, refusalRecordsBurst, refusalAddresses, now),
-		total:      limits.NewBuckets(refusalRecordsTotal, refusalRecordsTotalBurst, 1, now),
-		now:        now,
-		held:       map[refusalSource]int{},
-		lastFlush:  now(),
+		perSource: limits.NewBuckets(refusalRecordsPerSource, refusalRecordsBurst, refusalSources, now),
+		total:     limits.NewBuckets(refusalRecordsTotal, refusalRecordsTotalBurst, 1, now),
+		now:       now,
+		held:      map[refusalSource]int{},
+		lastFlush: now(),
 	}
 }
 
@@ -118,14 +119,14 @@ func remoteHost(remoteAddr string) string {
 // admit reports whether a refusal counted against source may be recorded
 // one by one; if not, it is held for the next summary.
 func (r *refusalRecords) admit(source refusalSource) bool {
-	if ok, _ := r.perAddress.Allow(source.key()); ok {
+	if ok, _ := r.perSource.Allow(source.key()); ok {
 		if ok, _ := r.total.Allow(""); ok {
 			return true
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, tracked := r.held[source]; !tracked && len(r.held) >= refusalAddresses {
+	if _, tracked := r.held[source]; !tracked && len(r.held) >= refusalSources {
 		source = otherSources
 	}
 	r.held[source]++

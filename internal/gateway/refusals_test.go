@@ -110,12 +110,12 @@ func TestRefusalRecordsPrincipalApart(t *testing.T) {
 	}
 }
 
-// TestRefusalRecordsBounded: past refusalAddresses held addresses, the rest
+// TestRefusalRecordsBounded: past refusalSources held addresses, the rest
 // are summarized together; the count is kept.
 func TestRefusalRecordsBounded(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	r := newRefusalRecords(clock.Now)
-	const n = refusalAddresses + 500
+	const n = refusalSources + 500
 	for i := range n {
 		addr := refusalSource{address: fmt.Sprintf("10.0.%d.%d", i/256, i%256)}
 		for range refusalRecordsBurst + 1 {
@@ -123,8 +123,8 @@ func TestRefusalRecordsBounded(t *testing.T) {
 		}
 	}
 	got := r.due(true)
-	if len(got) > refusalAddresses+1 {
-		t.Fatalf("%d addresses held, want at most %d", len(got), refusalAddresses+1)
+	if len(got) > refusalSources+1 {
+		t.Fatalf("%d addresses held, want at most %d", len(got), refusalSources+1)
 	}
 	total := 0
 	for _, c := range got {
@@ -174,7 +174,7 @@ func TestUnauthenticatedFloodBoundsRecords(t *testing.T) {
 		t.Fatalf("%d refusals recorded one by one + %d in %d summaries, want all %d accounted for", one, summarized, summaries, flood)
 	}
 	// The burst, plus what the budget refilled while the test ran.
-	if one > refusalRecordsBurst+refusalRecordsPerAddress*30 {
+	if one > refusalRecordsBurst+refusalRecordsPerSource*30 {
 		t.Fatalf("%d refusals recorded one by one, want the budget to hold", one)
 	}
 	if summaries == 0 {
@@ -220,7 +220,7 @@ func TestRateLimitedFloodBoundsRecords(t *testing.T) {
 	if one+summarized != limited {
 		t.Fatalf("%d recorded one by one + %d summarized, want all %d refusals accounted for", one, summarized, limited)
 	}
-	if one > refusalRecordsBurst+refusalRecordsPerAddress*30 || summarized == 0 {
+	if one > refusalRecordsBurst+refusalRecordsPerSource*30 || summarized == 0 {
 		t.Fatalf("%d refusals recorded one by one, %d summarized: want the budget to hold", one, summarized)
 	}
 }
