@@ -26,9 +26,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/logs"
 	"github.com/mcpgate/mcpgate/internal/sealed"
 	"github.com/mcpgate/mcpgate/internal/strictjson"
-	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
@@ -87,7 +87,7 @@ func New(logger *slog.Logger) *Demo {
 		Version: serverVersion,
 	}, &mcp.ServerOptions{
 		Instructions:       serverInstructions,
-		Logger:             slog.New(telemetry.MinLevel(logger.Handler(), sdkLogLevel)),
+		Logger:             slog.New(logs.MinLevel(logger.Handler(), sdkLogLevel)),
 		Capabilities:       serverCapabilities(),
 		CompletionHandler:  d.complete,
 		SubscribeHandler:   d.subscribe,

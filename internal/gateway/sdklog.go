@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/logs"
 )
 
 // newSDKLogger is the logger the MCP SDK logs through. The SDK logs the
@@ -17,5 +17,5 @@ func newSDKLogger(logger *slog.Logger) *slog.Logger {
 	if logger.Enabled(context.Background(), slog.LevelDebug) {
 		return l
 	}
-	return slog.New(telemetry.MinLevel(l.Handler(), slog.LevelWarn))
+	return slog.New(logs.MinLevel(l.Handler(), slog.LevelWarn))
 }

@@ -1,4 +1,8 @@
-package telemetry
+// Package logs holds what mcpgate does to log records beyond log/slog: a
+// handler that keeps a chatty component's records out of a shared log. It
+// depends on nothing else, so the demo server (also the benchmarks'
+// baseline) can use it without linking the gateway's telemetry.
+package logs
 
 import (
 	"context"

@@ -1,10 +1,10 @@
-package telemetry_test
+package logs_test
 
 import (
 	"log/slog"
 	"os"
 
-	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/logs"
 )
 
 func ExampleMinLevel() {
@@ -17,7 +17,7 @@ func ExampleMinLevel() {
 			return a
 		},
 	})
-	sdk := slog.New(telemetry.MinLevel(h, slog.LevelWarn)).With("component", "mcp-sdk")
+	sdk := slog.New(logs.MinLevel(h, slog.LevelWarn)).With("component", "mcp-sdk")
 	sdk.Info("server session connected")
 	sdk.Warn("something the operator must see")
 	// Output: level=WARN msg="something the operator must see" component=mcp-sdk
