@@ -57,7 +57,7 @@ type front struct {
 	sessions       *sessionTable   // caps legacy sessions; nil: no caps (tests)
 	streams        streams         // legacy GET event streams, ended at drain
 	arguments      *audit.Redactor // records calls' arguments; nil: only their digest
-	refusals       *refusalRecords // budgets records of refusals without a principal; nil: no budget
+	refusals       *refusalRecords // budgets the records of floods of refusals (refusals.go); nil: no budget
 	// challenge makes the WWW-Authenticate values of a 401 or 403 (oauth.go).
 	challenge challenger
 }
