@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"testing"
@@ -61,4 +62,20 @@ func TestTuneGCSetsPercent(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestNotifyCollections: a notice follows every collection while ctx
+// lasts.
+func TestNotifyCollections(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	collected := notifyCollections(ctx)
+	for i := range 3 {
+		runtime.GC()
+		select {
+		case <-collected:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no notice after collection %d", i+1)
+		}
+	}
 }
