@@ -22,7 +22,8 @@ import (
 // So the target follows the live heap: the garbage allowed between two
 // collections is gcHeadroom or the live heap, whichever is larger. A small
 // heap gets up to gcPercentMax, a heap past gcHeadroom gets Go's default,
-// and memory is never more than twice the live heap plus gcHeadroom.
+// and the heap's target is never more than twice the live heap (as of the
+// last collection) plus gcHeadroom.
 const (
 	gcHeadroom   = 8 << 20
 	gcPercentMin = 100
