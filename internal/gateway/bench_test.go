@@ -254,8 +254,8 @@ func BenchmarkUpstream(b *testing.B) {
 
 // awaitTool makes one call to the gateway until it succeeds, so that the
 // measurement does not start before the upstream is connected and listed.
-func awaitTool(b *testing.B, tg *testGateway, tool string) {
-	b.Helper()
+func awaitTool(tb testing.TB, tg *testGateway, tool string) {
+	tb.Helper()
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 	var err error
@@ -265,5 +265,5 @@ func awaitTool(b *testing.B, tg *testGateway, tool string) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	b.Fatalf("gateway never served %s: %v", tool, err)
+	tb.Fatalf("gateway never served %s: %v", tool, err)
 }

@@ -66,6 +66,20 @@ func spanNamed(spans tracetest.SpanStubs, name string) (tracetest.SpanStub, bool
 	return tracetest.SpanStub{}, false
 }
 
+// callSpans returns the server span of a tools/call and the client span of
+// the upstream call made for it.
+func callSpans(t *testing.T, spans tracetest.SpanStubs) (server, client tracetest.SpanStub) {
+	t.Helper()
+	server, ok := spanNamed(spans, "tools/call")
+	if !ok {
+		t.Fatalf("no server span named tools/call among %d spans", len(spans))
+	}
+	if client, ok = spanNamed(spans, "upstream tools/call"); !ok {
+		t.Fatal("no upstream client span")
+	}
+	return server, client
+}
+
 func attr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
@@ -87,7 +101,7 @@ func TestTracesThroughHTTPUpstream(t *testing.T) {
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
 	var seen traceparents
 	tg := newRemoteGateway(t, nil, seen.record, WithTracerProvider(tp))
-	awaitRemoteTool(t, tg)
+	awaitTool(t, tg, "echo")
 	exp.Reset()
 	seen.reset()
 
@@ -100,14 +114,7 @@ func TestTracesThroughHTTPUpstream(t *testing.T) {
 		t.Fatalf("echo: %d %s", resp.StatusCode, b)
 	}
 	spans := exp.GetSpans()
-	server, ok := spanNamed(spans, "tools/call")
-	if !ok {
-		t.Fatalf("no server span named tools/call among %d spans", len(spans))
-	}
-	client, ok := spanNamed(spans, "upstream tools/call")
-	if !ok {
-		t.Fatal("no upstream client span")
-	}
+	server, client := callSpans(t, spans)
 	if server.SpanKind != trace.SpanKindServer || client.SpanKind != trace.SpanKindClient {
 		t.Errorf("span kinds %v, %v", server.SpanKind, client.SpanKind)
 	}
@@ -168,11 +175,7 @@ func TestTracesThroughHTTPUpstream(t *testing.T) {
 		t.Fatalf("legacy echo: %d %s", resp.StatusCode, b)
 	}
 	spans = exp.GetSpans()
-	server, ok = spanNamed(spans, "tools/call")
-	client, ok2 := spanNamed(spans, "upstream tools/call")
-	if !ok || !ok2 {
-		t.Fatalf("legacy call spans missing: %v", spans.Snapshots())
-	}
+	server, client = callSpans(t, spans) // the legacy call's
 	if client.Parent.SpanID() != server.SpanContext.SpanID() {
 		t.Errorf("legacy upstream span parent %s, want this call's server span %s", client.Parent.SpanID(), server.SpanContext.SpanID())
 	}
@@ -186,7 +189,7 @@ func TestTracesThroughHTTPUpstream(t *testing.T) {
 func TestNoTraceparentWithoutTracing(t *testing.T) {
 	var seen traceparents
 	tg := newRemoteGateway(t, nil, seen.record)
-	awaitRemoteTool(t, tg)
+	awaitTool(t, tg, "echo")
 	resp, _ := tg.post(t, tg.keyA, modernBody(1, "tools/call", `"name":"echo","arguments":{"message":"x"}`), func(r *http.Request) {
 		modernHeaders("tools/call", "echo")(r)
 		r.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -243,7 +246,7 @@ func TestOTLPExportToReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg := newRemoteGateway(t, nil, nil, WithTracerProvider(tp))
-	awaitRemoteTool(t, tg)
+	awaitTool(t, tg, "echo")
 	if resp, _ := tg.post(t, tg.keyA, modernBody(1, "tools/call", `"name":"echo","arguments":{"message":"x"}`), modernHeaders("tools/call", "echo")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("echo: %d", resp.StatusCode)
 	}
@@ -262,22 +265,6 @@ func TestOTLPExportToReceiver(t *testing.T) {
 	if len(services) == 0 || services[0] != "mcpgate-test" {
 		t.Errorf("service.name %q, want mcpgate-test", services)
 	}
-}
-
-// awaitRemoteTool calls echo until the remote upstream is connected and
-// listed.
-func awaitRemoteTool(t testing.TB, tg *testGateway) {
-	t.Helper()
-	client := &http.Client{}
-	defer client.CloseIdleConnections()
-	var err error
-	for range 200 {
-		if err = httpCall(client, tg.URL, tg.keyA); err == nil {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("gateway never served echo: %v", err)
 }
 
 // TestTracesThroughStdioFront: a request on the stdio front (mcpgate run)
@@ -299,14 +286,7 @@ func TestTracesThroughStdioFront(t *testing.T) {
 	// reads it.
 	waitFor(t, "the stdio server span", func() bool { _, ok := spanNamed(exp.GetSpans(), "tools/call"); return ok })
 	spans := exp.GetSpans()
-	server, ok := spanNamed(spans, "tools/call")
-	if !ok {
-		t.Fatalf("no server span named tools/call among %d spans", len(spans))
-	}
-	client, ok := spanNamed(spans, "upstream tools/call")
-	if !ok {
-		t.Fatal("no upstream client span")
-	}
+	server, client := callSpans(t, spans)
 	if server.SpanKind != trace.SpanKindServer || server.Parent.IsValid() {
 		t.Errorf("server span: kind %v, parent %v; want a server span that starts its trace", server.SpanKind, server.Parent)
 	}
