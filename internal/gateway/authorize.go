@@ -67,6 +67,7 @@ func (a *authorizer) subject(req mcp.Request) (s policy.Subject, ok bool) {
 // it started with.
 func (a *authorizer) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		growStack(len(method)) // the outermost middleware: see growStack
 		pol := a.policy.Load()
 		subject, ok := a.subject(req)
 		call := a.calls.of(req) // nil: not audited
