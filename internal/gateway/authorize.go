@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -54,12 +55,67 @@ func newAuthorizer(p *policy.Policy, c *upstream.Catalog, authDisabled bool, log
 // authenticated gateway has no principal for the request: then nothing is
 // allowed.
 func (a *authorizer) subject(req mcp.Request) (s policy.Subject, ok bool) {
-	if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil {
-		if p, _ := extra.TokenInfo.Extra[principalKey].(*authn.Principal); p != nil {
-			return policy.Subject{ID: p.ID, Roles: p.Roles, Scopes: p.Scopes, Authenticated: true}, true
-		}
+	var info *auth.TokenInfo
+	if extra := req.GetExtra(); extra != nil {
+		info = extra.TokenInfo
+	}
+	return a.subjectOf(info)
+}
+
+// subjectOf is subject for the token info bindSessions handed the SDK.
+func (a *authorizer) subjectOf(info *auth.TokenInfo) (s policy.Subject, ok bool) {
+	if p := principalOf(info); p != nil {
+		return policy.Subject{ID: p.ID, Roles: p.Roles, Scopes: p.Scopes, Authenticated: true}, true
 	}
 	return policy.Subject{ID: "anonymous"}, a.authDisabled
+}
+
+// principalOf is the principal the front authenticated, from the token
+// info bindSessions handed the SDK; nil if none.
+func principalOf(info *auth.TokenInfo) *authn.Principal {
+	if info == nil {
+		return nil
+	}
+	p, _ := info.Extra[principalKey].(*authn.Principal)
+	return p
+}
+
+// mayRead is the catalog's Options.MayRead: whether the policy in force
+// lets the principal of a subscription's token read uri.
+func (a *authorizer) mayRead(by *auth.TokenInfo, uri string) bool {
+	subject, ok := a.subjectOf(by)
+	return a.decide(a.policy.Load(), subject, ok, policy.Request{Kind: policy.Resource, Name: uri}).Allow
+}
+
+// revokeSubscriptions ends the resource subscriptions the policy in force
+// no longer allows (see Catalog.RevokeSubscriptions), and logs and audits
+// each: a policy record of method resources/subscribe, decision deny.
+func (g *Gateway) revokeSubscriptions(ctx context.Context) {
+	a := g.authz
+	pol := a.policy.Load()
+	for _, r := range g.catalog.RevokeSubscriptions() {
+		s, ok := a.subjectOf(r.By)
+		target := policy.Request{Kind: policy.Resource, Name: r.URI}
+		d := a.decide(pol, s, ok, target)
+		a.metrics.PolicyDecision(false)
+		a.logger.Warn("resource subscription revoked by a policy reload", "principal", s.ID, "session", r.Session.ID(), "uri", r.URI, "reason", d.Reason)
+		if a.audit == nil {
+			continue
+		}
+		ev := audit.Event{
+			Time: time.Now().UTC(), Call: audit.NewCallID(), Stage: audit.StagePolicy,
+			Principal: s.ID, Roles: s.Roles, Scopes: s.Scopes, Session: r.Session.ID(),
+			Method: "resources/subscribe", Name: r.URI, Upstream: a.upstreamOf(string(target.Kind), r.URI),
+			Decision: audit.Deny, Rule: d.Rule, Reason: "subscription revoked by a policy reload: " + d.Reason,
+			Outcome: audit.OutcomeDenied,
+		}
+		if p := principalOf(r.By); p != nil {
+			ev.AuthMethod = string(p.Method)
+		}
+		if err := a.audit.Append(ctx, ev); err != nil {
+			a.logger.Error("audit record of a revoked subscription not written", "error", err)
+		}
+	}
 }
 
 // middleware decides requests and filters lists. The policy is loaded once
@@ -258,6 +314,7 @@ func (g *Gateway) reloadPolicy() error {
 		return fmt.Errorf("reload policy: %w", err)
 	}
 	g.authz.policy.Store(p)
+	g.revokeSubscriptions(context.Background())
 	return nil
 }
 

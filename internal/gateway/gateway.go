@@ -103,8 +103,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 	}
 	sdkLogger := newSDKLogger(logger)
 	catalogOpts := upstream.Options{
-		Version:   Version(),
-		Owner:     requestOwner,
+		Version: Version(),
+		Owner:   requestOwner,
+		// g.authz is made after the catalog and before any request.
+		MayRead:   func(by *auth.TokenInfo, uri string) bool { return g.authz.mayRead(by, uri) },
 		Logger:    logger,
 		SDKLogger: sdkLogger,
 		Metrics:   g.metrics,

@@ -17,7 +17,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
 // runSubscriptionServer is the upstream of the subscription tests, run as a
@@ -460,4 +462,107 @@ func TestSubscriptionSurvivesUpstreamRestart(t *testing.T) {
 			alice.expectUpdate(t, "alice, from the restarted child", "sub://a")
 		})
 	}
+}
+
+// TestPolicyReloadRevokesSubscriptions: a subscription is a standing grant.
+// When a reload takes away the rule that allowed it, the upstream's
+// subscription ends (it was the only client's), updates stop, the
+// revocation is audited, and a new subscription is refused; a subscription
+// the new policy still allows stands. Both client eras.
+func TestPolicyReloadRevokesSubscriptions(t *testing.T) {
+	for _, version := range []string{config.ProtocolLegacy, config.ProtocolModern} {
+		t.Run("client-"+version, func(t *testing.T) {
+			keyPath, logPath, _ := auditFiles(t)
+			rules := func(resources string) string {
+				return fmt.Sprintf("    - {name: read, roles: [reader], allow: {resources: [%s], tools: [touch]}}\n", resources)
+			}
+			tg, markers := newSubscriptionGateway(t, nil, func(c *config.Config) {
+				c.Audit.Path, c.Audit.SigningKey = logPath, keyPath
+				c.Auth.APIKeys[0].Roles = []string{"reader"}
+				c.Policy = config.Policy{Rules: []config.PolicyRule{
+					{Name: "read", Roles: []string{"reader"}, Allow: &config.PolicyTargets{Resources: []string{"sub://a", "sub://b"}, Tools: []string{"touch"}}},
+				}}
+			})
+			cfgFile := filepath.Join(t.TempDir(), "mcpgate.yaml")
+			tg.cfgPath = cfgFile
+			reload := func(resources string) {
+				t.Helper()
+				yaml := fmt.Sprintf("auth: {insecure_disable_auth: true}\nupstreams:\n  t: {command: [%q, testserver], insecure_no_sandbox: true}\npolicy:\n  rules:\n%s", os.Args[0], rules(resources))
+				if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := tg.ReloadPolicy(); err != nil {
+					t.Fatalf("reload: %v", err)
+				}
+			}
+
+			alice := connectSubscriber(t, tg, tg.keyA, version)
+			alice.subscribe(t, "sub://a")
+			alice.subscribe(t, "sub://b")
+			waitFor(t, "the upstream's subscriptions", func() bool {
+				return heldUpstream(t, markers, "sub://a") == 1 && heldUpstream(t, markers, "sub://b") == 1
+			})
+			touch(t, tg, tg.keyA, "sub://a")
+			alice.expectUpdate(t, "alice, before the reload", "sub://a")
+
+			reload(`"sub://b"`) // sub://a is no longer readable
+			waitFor(t, "the upstream's unsubscription of sub://a", func() bool { return heldUpstream(t, markers, "sub://a") == 0 })
+			touch(t, tg, tg.keyA, "sub://a")
+			alice.expectNoUpdate(t, "alice, of sub://a after the reload revoked it,", 500*time.Millisecond)
+			touch(t, tg, tg.keyA, "sub://b")
+			alice.expectUpdate(t, "alice, of sub://b the new policy allows", "sub://b")
+			if n := heldUpstream(t, markers, "sub://b"); n != 1 {
+				t.Fatalf("the upstream holds %d subscriptions to sub://b, want 1", n)
+			}
+			if version == config.ProtocolLegacy {
+				if err := alice.Subscribe(t.Context(), &mcp.SubscribeParams{URI: "sub://a"}); err == nil || !strings.Contains(err.Error(), "not found") {
+					t.Fatalf("subscribe again after the revocation: err %v, want resource not found", err)
+				}
+			}
+
+			var revoked []audit.Event
+			for _, ev := range auditEvents(t, tg, logPath) {
+				if ev.Method == "resources/subscribe" && ev.Decision == audit.Deny && strings.Contains(ev.Reason, "revoked by a policy reload") {
+					revoked = append(revoked, ev)
+				}
+			}
+			if len(revoked) != 1 || revoked[0].Name != "sub://a" || revoked[0].Principal != "alice" || revoked[0].Upstream != "s" ||
+				revoked[0].Stage != audit.StagePolicy || revoked[0].Outcome != audit.OutcomeDenied || revoked[0].AuthMethod != "api_key" {
+				t.Fatalf("audit records of the revocation = %+v, want one for alice's sub://a on upstream s", revoked)
+			}
+			// A legacy session has an id to name; a 2026-07-28 listen
+			// stream has none.
+			if (version == config.ProtocolLegacy) != (revoked[0].Session != "") {
+				t.Errorf("revocation record's session %q, for a %s client", revoked[0].Session, version)
+			}
+		})
+	}
+}
+
+// TestUpdatesFollowThePolicyInForce: an update is decided when it is sent,
+// not only when its subscription was made. A policy put in force without
+// the reload's revocation pass (as for a subscription decided under the old
+// policy while the reload ran) still keeps the updates from the session,
+// and they flow again once the policy allows them.
+func TestUpdatesFollowThePolicyInForce(t *testing.T) {
+	tg, _ := newSubscriptionGateway(t, nil, nil)
+	alice := connectSubscriber(t, tg, tg.keyA, config.ProtocolLegacy)
+	alice.subscribe(t, "sub://a")
+	touch(t, tg, tg.keyA, "sub://a")
+	alice.expectUpdate(t, "alice", "sub://a")
+
+	allowed := tg.authz.policy.Load()
+	denying, err := policy.Compile(config.Policy{Rules: []config.PolicyRule{
+		{Name: "touch-only", Principals: []string{"alice"}, Allow: &config.PolicyTargets{Tools: []string{"touch"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.authz.policy.Store(denying)
+	touch(t, tg, tg.keyA, "sub://a")
+	alice.expectNoUpdate(t, "alice, of a resource the policy in force hides,", 500*time.Millisecond)
+
+	tg.authz.policy.Store(allowed)
+	touch(t, tg, tg.keyA, "sub://a")
+	alice.expectUpdate(t, "alice, once the policy allows it again", "sub://a")
 }

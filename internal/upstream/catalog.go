@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/yosida95/uritemplate/v3"
 
@@ -46,6 +47,12 @@ type Options struct {
 	Redacted func(upstream, tool string, n int)
 	// Calls measures the requests forwarded to upstreams; nil measures nothing.
 	Calls CallObserver
+	// MayRead decides, with the policy in force, whether a resource
+	// subscription made with token by may go on receiving updates of uri:
+	// it is asked at every update sent and by RevokeSubscriptions. nil
+	// lets every subscription stand (the subscription itself was decided
+	// when it was made).
+	MayRead func(by *auth.TokenInfo, uri string) bool
 	// MaxPendingCalls and MaxPendingCallsPerPrincipal cap the calls of
 	// modern clients on legacy upstreams that wait for the client's input
 	// (each holds an upstream call open); zero means the default.
@@ -74,6 +81,7 @@ type Catalog struct {
 	server    *mcp.Server
 	upstreams []*Upstream // sorted by name
 	owner     func(req mcp.Request) string
+	mayRead   func(by *auth.TokenInfo, uri string) bool // Options.MayRead
 	logger    *slog.Logger
 	calls     *calls
 	subs      subscribers // the client sessions' resource subscriptions (see subscribe.go)
@@ -133,6 +141,7 @@ func NewCatalog(specs []Spec, opts Options) *Catalog {
 	}
 	c := &Catalog{
 		owner:     opts.Owner,
+		mayRead:   opts.MayRead,
 		logger:    logger,
 		calls:     newCalls(),
 		states:    sealed.New(stateDomain, time.Now),

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"maps"
+	"sort"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -39,6 +40,15 @@ type subKey struct {
 type subscription struct {
 	u *Upstream
 	subKey
+	// by is the token the subscription was made with, for
+	// RevokeSubscriptions to decide it again; nil without authentication.
+	by *auth.TokenInfo
+}
+
+// same reports whether s and o are one subscription: on the same instance
+// and URI, whoever's token made them.
+func (s subscription) same(o subscription) bool {
+	return s.u == o.u && s.subKey == o.subKey
 }
 
 // subscribers records the subscriptions of every client session.
@@ -70,9 +80,10 @@ func (c *Catalog) subscribe(ctx context.Context, req *mcp.SubscribeRequest) erro
 	if err != nil {
 		return err
 	}
-	sub := subscription{u: u, subKey: subKey{uri: uri}}
+	by := subscriberToken(ctx, req)
+	sub := subscription{u: u, subKey: subKey{uri: uri}, by: by}
 	if u.spec.PerPrincipal {
-		sub.owner = c.subscriberOwner(ctx, req)
+		sub.owner = c.subscriberOwner(req, by)
 		if _, err := u.instanceFor(sub.owner); err != nil {
 			return err
 		}
@@ -93,7 +104,8 @@ func (c *Catalog) subscribe(ctx context.Context, req *mcp.SubscribeRequest) erro
 		c.subs.watchers.Go(func() { c.watch(ss) })
 	}
 	old, had := mine[uri]
-	if had && old == sub {
+	if had && old.same(sub) {
+		mine[uri] = sub // the newest token decides it from now on
 		c.subs.mu.Unlock()
 		return nil // subscribed already: counted once
 	}
@@ -126,19 +138,92 @@ func (c *Catalog) unsubscribe(_ context.Context, req *mcp.UnsubscribeRequest) er
 	return nil
 }
 
-// subscriberOwner is the principal a subscription is for. A subscription of
-// a subscriptions/listen stream reaches the handler without the request's
-// token info (the SDK makes the request itself); it is then taken from the
-// stream's context, which carries it.
-func (c *Catalog) subscriberOwner(ctx context.Context, req *mcp.SubscribeRequest) string {
-	if req.Extra == nil || req.Extra.TokenInfo == nil {
-		if info := auth.TokenInfoFromContext(ctx); info != nil {
-			r := *req
-			r.Extra = &mcp.RequestExtra{TokenInfo: info}
-			return c.owner(&r)
-		}
+// subscriberToken is the token a subscription is made with. A
+// subscription of a subscriptions/listen stream reaches the handler without
+// the request's token info (the SDK makes the request itself); it is then
+// taken from the stream's context, which carries it.
+func subscriberToken(ctx context.Context, req *mcp.SubscribeRequest) *auth.TokenInfo {
+	if req.Extra != nil && req.Extra.TokenInfo != nil {
+		return req.Extra.TokenInfo
+	}
+	return auth.TokenInfoFromContext(ctx)
+}
+
+// subscriberOwner is the principal a subscription made with token by is
+// for.
+func (c *Catalog) subscriberOwner(req *mcp.SubscribeRequest, by *auth.TokenInfo) string {
+	if by != nil && (req.Extra == nil || req.Extra.TokenInfo == nil) {
+		r := *req
+		r.Extra = &mcp.RequestExtra{TokenInfo: by}
+		return c.owner(&r)
 	}
 	return c.owner(req)
+}
+
+// RevokedSubscription is a client session's subscription that
+// RevokeSubscriptions ended.
+type RevokedSubscription struct {
+	Session *mcp.ServerSession
+	URI     string
+	By      *auth.TokenInfo // the token it was made with
+}
+
+// RevokeSubscriptions decides every client subscription again, with
+// Options.MayRead, and ends those it refuses as if their sessions had unsubscribed: their
+// updates stop at once (filterUpdates sends only what a session holds), and
+// the upstream's subscription ends with the last client that held it. The
+// session itself goes on, and may subscribe again to what it may read. The
+// gateway calls it when the policy changes: a subscription is a standing
+// grant, and must not outlive the rule that allowed it.
+// Without Options.MayRead it revokes nothing.
+func (c *Catalog) RevokeSubscriptions() []RevokedSubscription {
+	if c.mayRead == nil {
+		return nil
+	}
+	type held struct {
+		ss  *mcp.ServerSession
+		uri string
+		sub subscription
+	}
+	c.subs.mu.Lock()
+	var all []held
+	for ss, mine := range c.subs.sessions {
+		for uri, sub := range mine {
+			all = append(all, held{ss, uri, sub})
+		}
+	}
+	c.subs.mu.Unlock()
+	// MayRead runs without the lock: it is the policy's business, not the
+	// catalog's, how long a decision takes.
+	var refused []held
+	for _, h := range all {
+		if !c.mayRead(h.sub.by, h.uri) {
+			refused = append(refused, h)
+		}
+	}
+	var revoked []RevokedSubscription
+	var released []subscription
+	c.subs.mu.Lock()
+	for _, h := range refused {
+		// Unless the session unsubscribed or subscribed again since.
+		if cur, ok := c.subs.sessions[h.ss][h.uri]; ok && cur.same(h.sub) && cur.by == h.sub.by {
+			delete(c.subs.sessions[h.ss], h.uri)
+			cur.u.count(cur.subKey, -1)
+			released = append(released, cur)
+			revoked = append(revoked, RevokedSubscription{Session: h.ss, URI: h.uri, By: cur.by})
+		}
+	}
+	c.subs.mu.Unlock()
+	for _, sub := range released {
+		sub.u.reconcile(sub.subKey)
+	}
+	sort.Slice(revoked, func(i, j int) bool {
+		if a, b := revoked[i].Session.ID(), revoked[j].Session.ID(); a != b {
+			return a < b
+		}
+		return revoked[i].URI < revoked[j].URI
+	})
+	return revoked
 }
 
 // watch drops the subscriptions of ss when it ends. It runs from a
@@ -176,12 +261,13 @@ func (c *Catalog) closeSubscribers() {
 	c.subs.watchers.Wait()
 }
 
-// subscribed reports whether ss subscribed to uri on the instance src.
-func (c *Catalog) subscribed(ss *mcp.ServerSession, src *updateSource, uri string) bool {
+// subscribed reports whether ss subscribed to uri on the instance src, and
+// if so with which token.
+func (c *Catalog) subscribed(ss *mcp.ServerSession, src *updateSource, uri string) (by *auth.TokenInfo, ok bool) {
 	c.subs.mu.Lock()
 	defer c.subs.mu.Unlock()
 	sub, ok := c.subs.sessions[ss][uri]
-	return ok && sub.u == src.u && sub.owner == src.owner
+	return sub.by, ok && sub.u == src.u && sub.owner == src.owner
 }
 
 // relayUpdate hands an upstream's notifications/resources/updated from the
@@ -203,8 +289,10 @@ func (c *Catalog) relayUpdate(ctx context.Context, u *Upstream, owner string, pa
 
 // filterUpdates is the server's sending middleware: a
 // notifications/resources/updated reaches a session only if the session
-// subscribed to that URI on the instance the update came from. Anything
-// else (an update without a source) is dropped.
+// subscribed to that URI on the instance the update came from, and
+// Options.MayRead, asked now, still lets the subscriber read it (a
+// subscription decided under a policy a reload has just replaced gets
+// nothing). Anything else (an update without a source) is dropped.
 func (c *Catalog) filterUpdates(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		if method != "notifications/resources/updated" {
@@ -216,7 +304,15 @@ func (c *Catalog) filterUpdates(next mcp.MethodHandler) mcp.MethodHandler {
 			return nil, nil
 		}
 		src, _ := p.Meta[updateSourceKey].(*updateSource)
-		if src == nil || !c.subscribed(ss, src, p.URI) {
+		if src == nil {
+			return nil, nil
+		}
+		by, ok := c.subscribed(ss, src, p.URI)
+		if !ok {
+			return nil, nil
+		}
+		if c.mayRead != nil && !c.mayRead(by, p.URI) {
+			c.logger.Debug("resource update withheld: the policy no longer lets the subscriber read it", "uri", p.URI, "session", ss.ID())
 			return nil, nil
 		}
 		// The SDK shares the params (and their _meta) between sessions:
