@@ -189,9 +189,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 	})
 	// With TLS on, a page's own origin is https://, so that is what the
 	// guard accepts as same-origin.
-	guard := transport.NewHostGuard(cfg.Listen, g.tls != nil)
-	guard.OnRefusal = g.metrics.Refusal
-	g.handler = guard.Wrap(mux, logger)
+	g.handler = f.guarded(transport.NewHostGuard(cfg.Listen, g.tls != nil), mux)
 	if err := g.metrics.TrackSessions(telemetry.EraLegacy, legacySessions(server)); err != nil {
 		return nil, err
 	}

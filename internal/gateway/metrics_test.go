@@ -78,9 +78,9 @@ func TestAdminMetricsOverHTTP(t *testing.T) {
 		`mcpgate_refusals_total{reason="bad_json"} 1`,
 		`mcpgate_refusals_total{reason="origin"} 0`,
 		`mcpgate_refusals_total{reason="audit_unavailable"} 0`,
-		`mcpgate_audit_records_total 3`, // the call and two denials; the Host guard refuses before the front
+		`mcpgate_audit_records_total 4`, // the call and three denials
 		`mcpgate_audit_failures_total 0`,
-		`mcpgate_audit_append_duration_seconds_count 3`,
+		`mcpgate_audit_append_duration_seconds_count 4`,
 		`mcpgate_build_info{version="devel"} 1`,
 		"\ngo_goroutines ",
 		"\nprocess_open_fds ",

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/authn"
 	"github.com/mcpgate/mcpgate/internal/limits"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/transport"
 )
 
 // Two kinds of refusal cost their sender nothing but would each cost a log
@@ -188,4 +191,27 @@ func budgetedSource(r *http.Request, p *authn.Principal, ref refusal) (refusalSo
 		return refusalSource{principal: p.ID}, true
 	}
 	return refusalSource{}, false
+}
+
+// guarded puts next behind the Host/Origin guard. A refusal is a 403,
+// counted, logged and audited like every refusal of the front; since anyone
+// who reaches the port can send one, its records are budgeted per source
+// address. The client is told which header, and the value it sent (quoted,
+// cut at 128 characters), so that an operator can tell a misconfigured
+// listen.allowed_hosts from an attack in the log.
+func (f *front) guarded(guard *transport.HostGuard, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := guard.Check(r)
+		if err == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ref := refusal{status: http.StatusForbidden, code: transport.CodeInvalidRequest, label: telemetry.RefusedHost,
+			message: fmt.Sprintf("forbidden: the Host header %.128q is not allowed", r.Host)}
+		if errors.Is(err, transport.ErrOrigin) {
+			ref.label = telemetry.RefusedOrigin
+			ref.message = fmt.Sprintf("forbidden: the Origin header %.128q is not allowed", strings.Join(r.Header.Values("Origin"), ", "))
+		}
+		f.reject(w, r, nil, ref)
+	})
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,50 +136,74 @@ func TestRefusalRecordsBounded(t *testing.T) {
 	}
 }
 
-// TestUnauthenticatedFloodBoundsRecords floods a real gateway with bad keys
-// from one address while an authenticated principal calls: every bad
-// request is answered 401, the principal's calls succeed, the audit log
+// TestUnauthenticatedFloodBoundsRecords floods a real gateway from one
+// address with requests refused before a principal is known (bad keys, and
+// a foreign Host or a cross-site Origin, which the guard refuses before
+// authentication) while an authenticated principal calls: every bad request
+// is refused with its status, the principal's calls succeed, the audit log
 // holds at most the budget of individual records plus summaries, and the
 // summaries' counts account for every refusal.
 func TestUnauthenticatedFloodBoundsRecords(t *testing.T) {
-	tg, logPath := auditedGateway(t, nil)
-	const flood = 400
-	for i := range flood {
-		resp, _ := tg.post(t, "mgk_wrong", modernBody(i, "tools/list", ""), modernHeaders("tools/list", ""))
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("bad key: status %d, want 401", resp.StatusCode)
-		}
-		if i%100 == 0 {
-			if r := callTool(t, tg, tg.keyA, "pid"); r.Error != nil {
-				t.Fatalf("alice's call during the flood: %+v", r.Error)
+	for _, tc := range []struct {
+		name   string
+		key    string
+		edit   func(*http.Request)
+		status int
+		reason string // in each record one by one
+	}{
+		{"bad-key", "mgk_wrong", nil, http.StatusUnauthorized, "unauthorized"},
+		{"foreign-host", "", func(r *http.Request) { r.Host = "evil.example.com" }, http.StatusForbidden,
+			`forbidden: the Host header "evil.example.com" is not allowed`},
+		{"cross-site-origin", "", func(r *http.Request) { r.Header.Set("Origin", "https://evil.example.com") }, http.StatusForbidden,
+			`forbidden: the Origin header "https://evil.example.com" is not allowed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, logPath := auditedGateway(t, nil)
+			const flood = 400
+			headers := modernHeaders("tools/list", "")
+			for i := range flood {
+				resp, _ := tg.post(t, tc.key, modernBody(i, "tools/list", ""), func(r *http.Request) {
+					headers(r)
+					if tc.edit != nil {
+						tc.edit(r)
+					}
+				})
+				if resp.StatusCode != tc.status {
+					t.Fatalf("refused request: status %d, want %d", resp.StatusCode, tc.status)
+				}
+				if i%100 == 0 {
+					if r := callTool(t, tg, tg.keyA, "pid"); r.Error != nil {
+						t.Fatalf("alice's call during the flood: %+v", r.Error)
+					}
+				}
 			}
-		}
-	}
-	one, summarized, summaries := 0, 0, 0
-	for _, ev := range auditEvents(t, tg, logPath) {
-		switch {
-		case ev.Method == "http:refusals":
-			summaries++
-			summarized += ev.Count
-			if ev.Remote != "127.0.0.1" || ev.Count <= 0 {
-				t.Errorf("summary record %+v: want remote 127.0.0.1 and a count", ev)
+			one, summarized, summaries := 0, 0, 0
+			for _, ev := range auditEvents(t, tg, logPath) {
+				switch {
+				case ev.Method == "http:refusals":
+					summaries++
+					summarized += ev.Count
+					if ev.Remote != "127.0.0.1" || ev.Count <= 0 {
+						t.Errorf("summary record %+v: want remote 127.0.0.1 and a count", ev)
+					}
+				case ev.Principal == "" && ev.Outcome == "refused":
+					one++
+					if ev.Remote != "127.0.0.1" || ev.HTTPStatus != tc.status || !strings.Contains(ev.Reason, tc.reason) {
+						t.Errorf("refusal record %+v: want the client's address, status %d, reason %q", ev, tc.status, tc.reason)
+					}
+				}
 			}
-		case ev.Principal == "" && ev.Outcome == "refused":
-			one++
-			if ev.Remote != "127.0.0.1" {
-				t.Errorf("refusal record without the client's address: %+v", ev)
+			if one+summarized != flood {
+				t.Fatalf("%d refusals recorded one by one + %d in %d summaries, want all %d accounted for", one, summarized, summaries, flood)
 			}
-		}
-	}
-	if one+summarized != flood {
-		t.Fatalf("%d refusals recorded one by one + %d in %d summaries, want all %d accounted for", one, summarized, summaries, flood)
-	}
-	// The burst, plus what the budget refilled while the test ran.
-	if one > refusalRecordsBurst+refusalRecordsPerSource*30 {
-		t.Fatalf("%d refusals recorded one by one, want the budget to hold", one)
-	}
-	if summaries == 0 {
-		t.Fatal("no summary record")
+			// The burst, plus what the budget refilled while the test ran.
+			if one > refusalRecordsBurst+refusalRecordsPerSource*30 {
+				t.Fatalf("%d refusals recorded one by one, want the budget to hold", one)
+			}
+			if summaries == 0 {
+				t.Fatal("no summary record")
+			}
+		})
 	}
 }
 
