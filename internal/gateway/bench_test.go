@@ -38,21 +38,35 @@ func raiseLimits(c *config.Config) {
 	c.Limits.ConcurrentTotal = 1_000_000
 }
 
-// runHTTPCalls drives modern tools/call POSTs at url from b.RunParallel and
-// fails the benchmark on any non-200 answer, JSON-RPC error or isError
-// result.
-func runHTTPCalls(b *testing.B, url, key string, parallelism int) {
+// runHTTPCalls drives tools/call POSTs at url from b.RunParallel and fails
+// the benchmark on any non-200 answer, JSON-RPC error or isError result.
+// Modern: stateless requests. Legacy: each goroutine calls in a 2025-11-25
+// session of its own, opened before the timer starts.
+func runHTTPCalls(b *testing.B, url, key string, parallelism int, legacy bool) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()
 	if parallelism > 0 {
 		b.SetParallelism(parallelism)
 	}
+	goroutines := max(parallelism, 1) * runtime.GOMAXPROCS(0)
+	sessions := make(chan string, goroutines)
+	for range goroutines {
+		sid := ""
+		if legacy {
+			var err error
+			if sid, err = openLegacySession(client, url, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+		sessions <- sid
+	}
 	b.ReportAllocs()
 	cpu, gc := processCPU(b), gcCPU()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		sid := <-sessions
 		for pb.Next() {
-			if err := httpCall(client, url, key); err != nil {
+			if err := httpCall(client, url, key, sid); err != nil {
 				b.Error(err)
 				return
 			}
@@ -60,6 +74,48 @@ func runHTTPCalls(b *testing.B, url, key string, parallelism int) {
 	})
 	b.StopTimer()
 	reportCPU(b, cpu, gc)
+}
+
+// openLegacySession initializes a 2025-11-25 session at url and returns its
+// id.
+func openLegacySession(client *http.Client, url, key string) (string, error) {
+	post := func(body, sid string) (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+			req.Header.Set("MCP-Protocol-Version", config.ProtocolLegacy)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, nil
+	}
+	resp, err := post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}`, "")
+	if err != nil {
+		return "", err
+	}
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		return "", fmt.Errorf("initialize: status %d, session %q", resp.StatusCode, sid)
+	}
+	if resp, err = post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid); err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("notifications/initialized: status %d", resp.StatusCode)
+	}
+	return sid, nil
 }
 
 // processCPU is the CPU time this process has used so far (user and
@@ -94,8 +150,17 @@ func reportCPU(b *testing.B, start time.Duration, gc [2]float64) {
 	}
 }
 
-func httpCall(client *http.Client, url, key string) error {
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(echoBody))
+// legacyEchoBody is one 2025-11-25 tools/call of the demo's echo tool.
+const legacyEchoBody = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}`
+
+// httpCall makes one call of the demo's echo tool: in the legacy session
+// sid, or a modern stateless request if sid is empty.
+func httpCall(client *http.Client, url, key, sid string) error {
+	payload := echoBody
+	if sid != "" {
+		payload = legacyEchoBody
+	}
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(payload))
 	if err != nil {
 		return err
 	}
@@ -104,7 +169,12 @@ func httpCall(client *http.Client, url, key string) error {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	modernHeaders("tools/call", "echo")(req)
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("MCP-Protocol-Version", config.ProtocolLegacy)
+	} else {
+		modernHeaders("tools/call", "echo")(req)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -159,11 +229,21 @@ func BenchmarkCall(b *testing.B) {
 			&mcp.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true})
 		srv := httptest.NewServer(h)
 		defer srv.Close()
-		runHTTPCalls(b, srv.URL, "", 0)
+		runHTTPCalls(b, srv.URL, "", 0, false)
 	})
 	b.Run("gateway", func(b *testing.B) {
 		tg := newTestGateway(b, raiseLimits)
-		runHTTPCalls(b, tg.URL, tg.keyA, 0)
+		runHTTPCalls(b, tg.URL, tg.keyA, 0, false)
+	})
+	b.Run("bare-legacy", func(b *testing.B) {
+		s := demo.New(slog.New(slog.DiscardHandler)).Server()
+		srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+		defer srv.Close()
+		runHTTPCalls(b, srv.URL, "", 0, true)
+	})
+	b.Run("gateway-legacy", func(b *testing.B) {
+		tg := newTestGateway(b, raiseLimits)
+		runHTTPCalls(b, tg.URL, tg.keyA, 0, true)
 	})
 }
 
@@ -179,6 +259,9 @@ func BenchmarkCall(b *testing.B) {
 //	                        stdio to a demo child (BuiltinCommand("demo"))
 //	gateway-stdio-upstream  modern POSTs to a gateway whose demo is such a
 //	                        child (the default config)
+//	gateway-stdio-upstream-legacy
+//	                        the same in 2025-11-25 sessions, one per
+//	                        goroutine
 //
 // The gateway rows include the gateway's HTTP front (the client's POST, auth,
 // limits, JSON gate); direct-stdio has no HTTP at all, so its ratio is the
@@ -196,7 +279,7 @@ func BenchmarkUpstream(b *testing.B) {
 	upstreamURL := upstream.URL + EndpointPath
 
 	b.Run("direct-http", func(b *testing.B) {
-		runHTTPCalls(b, upstreamURL, "", parallelism)
+		runHTTPCalls(b, upstreamURL, "", parallelism, false)
 	})
 	b.Run("gateway-http-upstream", func(b *testing.B) {
 		tg := newTestGateway(b, func(c *config.Config) {
@@ -215,7 +298,7 @@ func BenchmarkUpstream(b *testing.B) {
 			}}
 		})
 		awaitTool(b, tg, "echo")
-		runHTTPCalls(b, tg.URL, tg.keyA, parallelism)
+		runHTTPCalls(b, tg.URL, tg.keyA, parallelism, false)
 	})
 	b.Run("direct-stdio", func(b *testing.B) {
 		argv, err := BuiltinCommand(config.BuiltinDemo)
@@ -248,7 +331,12 @@ func BenchmarkUpstream(b *testing.B) {
 	b.Run("gateway-stdio-upstream", func(b *testing.B) {
 		tg := newTestGateway(b, raiseLimits)
 		awaitTool(b, tg, "echo")
-		runHTTPCalls(b, tg.URL, tg.keyA, parallelism)
+		runHTTPCalls(b, tg.URL, tg.keyA, parallelism, false)
+	})
+	b.Run("gateway-stdio-upstream-legacy", func(b *testing.B) {
+		tg := newTestGateway(b, raiseLimits)
+		awaitTool(b, tg, "echo")
+		runHTTPCalls(b, tg.URL, tg.keyA, parallelism, true)
 	})
 }
 
@@ -260,7 +348,7 @@ func awaitTool(tb testing.TB, tg *testGateway, tool string) {
 	defer client.CloseIdleConnections()
 	var err error
 	for range 200 {
-		if err = httpCall(client, tg.URL, tg.keyA); err == nil {
+		if err = httpCall(client, tg.URL, tg.keyA, ""); err == nil {
 			return
 		}
 		time.Sleep(25 * time.Millisecond)

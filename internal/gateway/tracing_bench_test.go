@@ -18,13 +18,13 @@ func BenchmarkCallTracing(b *testing.B) {
 	b.Run("off", func(b *testing.B) {
 		tg := newTestGateway(b, raiseLimits)
 		awaitTool(b, tg, "echo")
-		runHTTPCalls(b, tg.URL, tg.keyA, 0)
+		runHTTPCalls(b, tg.URL, tg.keyA, 0, false)
 	})
 	b.Run("on", func(b *testing.B) {
 		tp := telemetry.NewTracerProviderWith(tracetest.NewNoopExporter(), "bench", "devel", 1)
 		defer tp.Shutdown(context.Background())
 		tg := newLoggedTestGateway(b, raiseLimits, slog.New(slog.DiscardHandler), WithTracerProvider(tp))
 		awaitTool(b, tg, "echo")
-		runHTTPCalls(b, tg.URL, tg.keyA, 0)
+		runHTTPCalls(b, tg.URL, tg.keyA, 0, false)
 	})
 }
