@@ -44,6 +44,15 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxBatch caps the records written under one fsync. Default 1024.
 	MaxBatch int
+	// SubmitSyncDelay bounds how long a submitted record (Submit) may stay
+	// written but not yet fsynced. A group commit that holds only
+	// submitted records, which no caller waits for, is written at once but
+	// its fsync is deferred: it is done by the next fsync the log does
+	// anyway (an Append's or a Checkpoint's group commit, a checkpoint,
+	// a rotation, Close), or when this delay has passed since the first
+	// such write, whichever comes first. Default 100ms; a negative value
+	// fsyncs every group commit, as if every record were waited for.
+	SubmitSyncDelay time.Duration
 	// SubmitQueue is how many submitted records may wait for the writer
 	// before Submit blocks (back-pressure, bounded memory). Default 4096.
 	SubmitQueue int
@@ -109,6 +118,15 @@ type Log struct {
 	failed      error // sticky
 	buf         bytes.Buffer
 	pendings    []request
+	// dirty: bytes were written to the file since its last fsync;
+	// unsynced counts the submitted records among them, which a failure
+	// before that fsync loses (reported to OnLost). syncTimer, armed
+	// (syncArmed) when the first of them was written without an fsync,
+	// bounds their wait by SubmitSyncDelay.
+	dirty     bool
+	unsynced  int
+	syncTimer *time.Timer
+	syncArmed bool
 }
 
 type request struct {
@@ -137,6 +155,9 @@ func Open(path string, signer note.Signer, opts Options) (*Log, error) {
 	}
 	if opts.SubmitQueue <= 0 {
 		opts.SubmitQueue = 4096
+	}
+	if opts.SubmitSyncDelay == 0 {
+		opts.SubmitSyncDelay = 100 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -284,7 +305,10 @@ func (l *Log) Append(ctx context.Context, ev Event) error {
 
 // Submit queues ev for the next group commit and returns without waiting
 // for it to reach stable storage: for a record of what already happened
-// (a call's result), whose write must not delay the response. It blocks
+// (a call's result), whose write must not delay the response. The record
+// is written with the next group commit and fsynced with the next one
+// that someone waits for, or at most Options.SubmitSyncDelay after its
+// write (at a checkpoint, a rotation and Close too). It blocks
 // only while SubmitQueue records are already waiting. It fails at once,
 // wrapping ErrUnavailable, once the log has failed, and with ErrClosed
 // after Close; a failure after it returned is logged and reported to
@@ -353,8 +377,8 @@ func (l *Log) Err() error {
 	}
 }
 
-// Close writes every submitted record, a final checkpoint, stops the
-// writer and closes the file.
+// Close writes and fsyncs every submitted record and a final checkpoint,
+// stops the writer and closes the file.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.closeMu.Lock()
@@ -367,9 +391,15 @@ func (l *Log) Close() error {
 }
 
 // writer is the one goroutine that writes the file: it takes every request
-// waiting, writes them at once, syncs once and answers them all.
+// waiting, writes them at once, syncs once and answers them all (a batch of
+// submitted records alone is synced later, see Options.SubmitSyncDelay).
 func (l *Log) writer() {
 	defer close(l.done)
+	defer func() {
+		if l.syncTimer != nil {
+			l.syncTimer.Stop()
+		}
+	}()
 	var tick <-chan time.Time
 	if l.opts.CheckpointInterval > 0 {
 		tk := time.NewTicker(l.opts.CheckpointInterval)
@@ -382,6 +412,13 @@ func (l *Log) writer() {
 			l.batch(r)
 		case ev := <-l.subs:
 			l.batch(request{ev: ev})
+		case <-l.syncDue():
+			// Submitted records written SubmitSyncDelay ago are not
+			// synced yet: nothing else synced since.
+			l.syncArmed = false
+			if l.failed == nil {
+				l.sync()
+			}
 		case <-tick:
 			if l.failed == nil && l.t.n > l.signedN {
 				l.buf.Reset()
@@ -415,6 +452,15 @@ more:
 			break more
 		}
 	}
+	// Someone waits for this batch (an Append, a Checkpoint): it is synced
+	// now. Otherwise (submitted records only) its sync may wait.
+	wait := l.opts.SubmitSyncDelay < 0
+	for _, r := range l.pendings {
+		if r.reply != nil {
+			wait = true
+			break
+		}
+	}
 	err := l.failed
 	if err == nil && l.dueAge() {
 		// A file past its age takes no more records.
@@ -427,8 +473,15 @@ more:
 				break
 			}
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case wait:
 			err = l.flush(nil)
+		default:
+			if err = l.write(); err == nil {
+				l.unsynced += len(l.pendings)
+				l.armSync()
+			}
 		}
 	}
 	lost := 0
@@ -498,22 +551,19 @@ func (l *Log) addCheckpoint() error {
 	return nil
 }
 
-// flush writes l.buf and syncs; prior is an error from filling it. Then
-// the checkpoint copy, if one is due.
+// flush writes l.buf and syncs the file (with every earlier write not yet
+// synced); prior is an error from filling it. Then the checkpoint copy, if
+// one is due.
 func (l *Log) flush(prior error) error {
 	if prior != nil {
 		return prior
 	}
-	if l.buf.Len() == 0 {
-		return nil
+	if err := l.write(); err != nil {
+		return err
 	}
-	if _, err := l.file.Write(l.buf.Bytes()); err != nil {
-		return l.fail(fmt.Errorf("write %s: %v", l.path, err))
+	if err := l.sync(); err != nil {
+		return err
 	}
-	if err := l.file.Sync(); err != nil {
-		return l.fail(fmt.Errorf("sync %s: %v", l.path, err))
-	}
-	l.size += int64(l.buf.Len())
 	if l.copyDue {
 		l.copyDue = false
 		if err := writeAtomic(l.opts.CheckpointCopy, l.lastNote); err != nil {
@@ -522,6 +572,58 @@ func (l *Log) flush(prior error) error {
 		}
 	}
 	return nil
+}
+
+// write writes l.buf to the file without syncing it.
+func (l *Log) write() error {
+	if l.buf.Len() == 0 {
+		return nil
+	}
+	if _, err := l.file.Write(l.buf.Bytes()); err != nil {
+		return l.fail(fmt.Errorf("write %s: %v", l.path, err))
+	}
+	l.size += int64(l.buf.Len())
+	l.dirty = true
+	return nil
+}
+
+// sync fsyncs the file if anything was written since its last fsync, and
+// disarms the deferred sync.
+func (l *Log) sync() error {
+	if !l.dirty {
+		return nil
+	}
+	if err := l.file.Sync(); err != nil {
+		return l.fail(fmt.Errorf("sync %s: %v", l.path, err))
+	}
+	l.dirty, l.unsynced = false, 0
+	if l.syncArmed {
+		l.syncTimer.Stop() // no stale tick after Stop (Go 1.23 timers)
+		l.syncArmed = false
+	}
+	return nil
+}
+
+// armSync starts the SubmitSyncDelay timer, unless it runs already: the
+// first unsynced record bounds the wait.
+func (l *Log) armSync() {
+	if l.syncArmed {
+		return
+	}
+	if l.syncTimer == nil {
+		l.syncTimer = time.NewTimer(l.opts.SubmitSyncDelay)
+	} else {
+		l.syncTimer.Reset(l.opts.SubmitSyncDelay)
+	}
+	l.syncArmed = true
+}
+
+// syncDue is the deferred sync's channel while it is armed, else nil.
+func (l *Log) syncDue() <-chan time.Time {
+	if !l.syncArmed {
+		return nil
+	}
+	return l.syncTimer.C
 }
 
 // writeAtomic replaces path with data: a reader sees the old or the new
@@ -563,17 +665,27 @@ func syncDir(dir string) error {
 
 // fail makes the log fail for good (until reopened): after a failed write
 // the file's tail and the tree in memory no longer agree.
+// Submitted records written but not yet synced are lost with it: OnLost
+// hears of them.
 func (l *Log) fail(err error) error {
 	l.failed = fmt.Errorf("%w: %v (reopen the log to recover)", ErrUnavailable, err)
 	failed := l.failed
 	l.failure.Store(&failed)
 	l.opts.Logger.Error("audit log failed; calls are refused until it is reopened", "path", l.path, "err", err)
+	if n := l.unsynced; n > 0 {
+		l.unsynced = 0
+		if l.opts.OnLost != nil {
+			l.opts.OnLost(n, l.failed)
+		}
+	}
 	return l.failed
 }
 
 func (l *Log) finish() error {
 	var err error
-	if l.failed == nil && l.t.n > l.signedN {
+	if l.failed == nil {
+		// The final checkpoint (if records came since the last), and the
+		// sync of every record written.
 		l.buf.Reset()
 		err = l.flush(l.addCheckpoint())
 	}
