@@ -237,6 +237,8 @@ func TestSubmitSyncFailure(t *testing.T) {
 			if err := tc.then(l); !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("= %v, want ErrUnavailable", err)
 			}
+			// The failure shows (Err) a moment before OnLost is told.
+			waitFor(t, "OnLost", func() bool { return lost.Load() >= K })
 			if got := lost.Load(); got != K {
 				t.Fatalf("OnLost heard of %d records, want %d", got, K)
 			}
