@@ -44,6 +44,12 @@
 #   --upstream-version V  pin the MCP revision the gateway speaks to its
 #                       upstream (upstreams.demo.protocol_version: 2025-11-25
 #                       or 2026-07-28; default: auto)
+#   --rate R            pace each measured run to R calls/s over all workers
+#                       (open loop; default 0: as fast as answered). Latency
+#                       then counts from when each call was due, so the p99
+#                       columns show what the gateway adds at that load, not
+#                       the queueing of a saturated 2-vCPU machine; calls/s
+#                       below R means the server could not keep up.
 #   --sessions N        also measure memory per idle session: hold N legacy
 #                       (2025-11-25) sessions open on each server (default 0: off)
 #   --session-rounds R  repeat that R times, each on a freshly started pair of
@@ -57,7 +63,7 @@
 set -euo pipefail
 
 duration=10s warmup=2s concurrencies="1 16 64" rounds=1 keep="" bare_vs_bare=0 upstream=""
-sessions=0 session_rounds=2 session_settle=2s upstream_version=""
+sessions=0 session_rounds=2 session_settle=2s upstream_version="" rate=0
 while (($#)); do
 	case $1 in
 	-d) duration=$2; shift 2 ;;
@@ -68,6 +74,7 @@ while (($#)); do
 	--bare-vs-bare) bare_vs_bare=1; shift ;;
 	--upstream) upstream=$2; shift 2 ;;
 	--upstream-version) upstream_version=$2; shift 2 ;;
+	--rate) rate=$2; shift 2 ;;
 	--sessions) sessions=$2; shift 2 ;;
 	--session-rounds) session_rounds=$2; shift 2 ;;
 	--session-settle) session_settle=$2; shift 2 ;;
@@ -75,6 +82,7 @@ while (($#)); do
 	*) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
+[[ $rate =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "run.sh: --rate takes a number of calls a second, not $rate" >&2; exit 2; }
 case $upstream in
 "" | http | stdio) ;;
 *) echo "run.sh: --upstream takes http or stdio, not $upstream" >&2; exit 2 ;;
@@ -245,12 +253,13 @@ verify_audit() {
 # results.jsonl. Failures are remembered, not fatal, so the table still
 # shows every other cell.
 load() {
-	local server=$1 era=$2 c=$3 url=$4 key=$5 round=$6 out errlog="$tmp/loadgen-$1-$2-$3.log" up=()
+	local server=$1 era=$2 c=$3 url=$4 key=$5 round=$6 out errlog="$tmp/loadgen-$1-$2-$3.log" extra=()
 	echo "  $server $era c=$c" >&2
-	[[ $upstream == http && $server == gateway ]] && up=(-upstream-pid "${spid[direct]}")
+	[[ $upstream == http && $server == gateway ]] && extra=(-upstream-pid "${spid[direct]}")
+	[[ $rate != 0 ]] && extra+=(-rate "$rate")
 	# shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
 	if ! out=$("$tmp/bin/loadgen" -json -url "$url" -era "$era" -c "$c" -d "$duration" -warmup "$warmup" -key "$key" \
-		-pid "${spid[$server]}" "${up[@]}" -sample-every 200ms ${LOADGEN_ARGS:-} 2>"$errlog"); then
+		-pid "${spid[$server]}" "${extra[@]}" -sample-every 200ms ${LOADGEN_ARGS:-} 2>"$errlog"); then
 		failed=1
 		echo "run.sh: $server $era c=$c failed:" >&2
 		sed 's/^/    /' "$errlog" >&2
@@ -543,6 +552,7 @@ main() {
 	[[ -n $keep ]] && cat "$tmp/results.jsonl" "$tmp/sessions.jsonl" "$tmp/idle.jsonl" >"$keep"
 	echo
 	if [[ -s $tmp/results.jsonl ]]; then
+		[[ $rate != 0 ]] && printf 'Paced: every run was offered %s calls/s (open loop); latency counts from when each call was due.\n\n' "$rate"
 		table
 		echo
 		cpu_table

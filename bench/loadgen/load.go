@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -43,6 +44,13 @@ type Config struct {
 	// pass through, not a descendant of PID (mcpgate's url: upstream): its
 	// CPU time and its descendants' are read with PID's and reported apart.
 	UpstreamPID int
+	// Rate, if positive, paces the calls of all workers together to this
+	// many a second, from the start of the warm-up: call i is due at
+	// start + i/Rate, and its latency is counted from when it was due, not
+	// from when a worker got to send it (so a stalled server is not hidden
+	// by the workers waiting on it: no coordinated omission). Zero: each
+	// worker calls again as soon as its last call returned (closed loop).
+	Rate float64
 }
 
 const defaultTimeout = 30 * time.Second
@@ -70,19 +78,34 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid upstream pid %d: want >= 0, and a pid with it", c.UpstreamPID)
 	case c.PID > 0 && c.SampleEvery <= 0:
 		return fmt.Errorf("invalid sample interval %v: want > 0 with a pid", c.SampleEvery)
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || (c.Rate > 0 && time.Duration(float64(time.Second)/c.Rate) <= 0):
+		return fmt.Errorf("invalid rate %v: want 0 (unpaced) or a positive number of calls a second, at most 1e9", c.Rate)
 	}
 	return nil
 }
 
-// plan is the shared, read-only schedule every worker follows, plus the
-// optional shared call budget.
+// plan is the shared schedule every worker follows, plus the optional
+// shared call budget and pacing.
 type plan struct {
+	start       time.Time
 	measureFrom time.Time
 	deadline    time.Time // zero: no time limit
 	budget      *atomic.Int64
+	interval    time.Duration // between calls due, all workers together; zero: unpaced
+	issued      atomic.Int64  // calls handed a due time so far (paced)
 }
 
-// next reports whether a worker may start another call at now, and whether
+// due is when a worker's next call is due: now unpaced, else the next
+// slot of the schedule (which may be in the past if the workers fall
+// behind).
+func (p *plan) due(now time.Time) time.Time {
+	if p.interval <= 0 {
+		return now
+	}
+	return p.start.Add(time.Duration(p.issued.Add(1)-1) * p.interval)
+}
+
+// next reports whether a worker may start a call due at now, and whether
 // that call is measured (as opposed to warm-up).
 func (p *plan) next(now time.Time) (ok, measured bool) {
 	if !p.deadline.IsZero() && !now.Before(p.deadline) {
@@ -181,7 +204,10 @@ func (c Config) cpuPIDs() []int {
 }
 
 func newPlan(start time.Time, cfg Config) *plan {
-	p := &plan{measureFrom: start.Add(cfg.Warmup)}
+	p := &plan{start: start, measureFrom: start.Add(cfg.Warmup)}
+	if cfg.Rate > 0 {
+		p.interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
 	if cfg.Duration > 0 {
 		p.deadline = p.measureFrom.Add(cfg.Duration)
 	}
@@ -270,14 +296,28 @@ type worker struct {
 }
 
 func (w *worker) loop(ctx context.Context, p *plan) {
+	var wait *time.Timer
 	for ctx.Err() == nil {
-		ok, measured := p.next(time.Now())
+		due := p.due(time.Now())
+		ok, measured := p.next(due)
 		if !ok {
 			return
 		}
-		start := time.Now()
+		if d := time.Until(due); d > 0 {
+			if wait == nil {
+				wait = time.NewTimer(d)
+			} else {
+				wait.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return
+			case <-wait.C:
+			}
+		}
 		err := w.session.callTool(ctx)
-		latency := time.Since(start)
+		latency := time.Since(due)
 		if ctx.Err() != nil {
 			return // interrupted: the failure is ours, not the server's
 		}

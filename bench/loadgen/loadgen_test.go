@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,9 @@ import (
 )
 
 const testKey = "test-key"
+
+// slowToolTime is how long the test server's slow tool takes.
+const slowToolTime = 50 * time.Millisecond
 
 // testServer serves a trivial echo tool (and an always-failing tool) on
 // /legacy (stateful) and /modern (stateless), behind a bearer-key check, and
@@ -34,6 +38,14 @@ func newTestServer(t *testing.T, jsonResponse bool) *testServer {
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "fail"}, func(_ context.Context, _ *mcp.CallToolRequest, _ in) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "boom"}}}, nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "slow"}, func(ctx context.Context, _ *mcp.CallToolRequest, a in) (*mcp.CallToolResult, any, error) {
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(slowToolTime):
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Message}}}, nil, nil
 	})
 	getServer := func(*http.Request) *mcp.Server { return s }
 	mux := http.NewServeMux()
@@ -166,5 +178,59 @@ func TestPercentile(t *testing.T) {
 		if got := percentile(durations, tc.p); int(got) != tc.want {
 			t.Errorf("percentile(%v) = %d, want %d", tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestPlanPacing: paced, calls are due one interval apart from the start,
+// whenever the workers ask; unpaced, a call is due when it is asked for.
+func TestPlanPacing(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	p := newPlan(start, Config{Rate: 100, Duration: time.Second})
+	late := start.Add(time.Hour) // the asking time does not matter
+	for i := range 5 {
+		if got, want := p.due(late), start.Add(time.Duration(i)*10*time.Millisecond); !got.Equal(want) {
+			t.Fatalf("call %d due at %v, want %v", i, got.Sub(start), want.Sub(start))
+		}
+	}
+	unpaced := newPlan(start, Config{Duration: time.Second})
+	if got := unpaced.due(late); !got.Equal(late) {
+		t.Fatalf("unpaced call due at %v, want when asked (%v)", got, late)
+	}
+	for _, bad := range []float64{-1, math.NaN(), math.Inf(1), 1e12} {
+		cfg := testConfig("http://127.0.0.1:1", eraModern)
+		cfg.Rate = bad
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "invalid rate") {
+			t.Errorf("rate %v: err %v, want invalid rate", bad, err)
+		}
+	}
+}
+
+// TestRunPaced: a paced run sends its calls no faster than the rate, and
+// counts a call's latency from when it was due, so a server slower than the
+// rate shows as latency growing with the backlog rather than being hidden
+// by the workers waiting for it (coordinated omission). Only lower bounds
+// are checked: a slow machine can only make the times longer.
+func TestRunPaced(t *testing.T) {
+	ts := newTestServer(t, false)
+	cfg := testConfig(ts.url, eraModern)
+	cfg.Rate, cfg.Calls = 200, 40 // the last call is due 195 ms in
+	sum, err := Run(t.Context(), cfg)
+	if err != nil || sum.TotalErrors() != 0 || sum.Calls != cfg.Calls {
+		t.Fatalf("paced run: %+v, %v", sum, err)
+	}
+	if sum.ElapsedSec < 0.19 || sum.Rate != 200 {
+		t.Fatalf("40 calls at 200/s took %.3fs, want at least 0.195s (rate %v)", sum.ElapsedSec, sum.Rate)
+	}
+
+	// One worker, calls due every millisecond, each taking slowToolTime:
+	// the fifth is due at 4 ms and answered after five calls' time.
+	cfg = testConfig(ts.url, eraModern)
+	cfg.Concurrency, cfg.Rate, cfg.Calls, cfg.Tool = 1, 1000, 5, "slow"
+	sum, err = Run(t.Context(), cfg)
+	if err != nil || sum.TotalErrors() != 0 || sum.Calls != cfg.Calls {
+		t.Fatalf("paced run of the slow tool: %+v, %v", sum, err)
+	}
+	if want := ms(5*slowToolTime - 4*time.Millisecond); sum.MaxMs < want {
+		t.Fatalf("max latency %.1f ms, want at least %.1f ms: latency must count from when a call was due", sum.MaxMs, want)
 	}
 }

@@ -92,6 +92,7 @@ func parseFlags() flags {
 	flag.StringVar(&args, "args", `{"message":"hello"}`, "tool arguments as a JSON object")
 	flag.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.IntVar(&cfg.PID, "pid", 0, "server process whose RSS and CPU time (and its descendants') to read; 0: none")
+	flag.Float64Var(&cfg.Rate, "rate", 0, "if > 0, pace all workers together to this many calls a second (open loop; latency counts from when each call was due); 0: each worker calls as fast as it is answered")
 	flag.IntVar(&cfg.UpstreamPID, "upstream-pid", 0, "with -pid: another server the calls pass through (not its descendant) whose CPU time to read too; 0: none")
 	flag.DurationVar(&cfg.SampleEvery, "sample-every", 200*time.Millisecond, "RSS reading interval during a load run's measured window")
 	flag.IntVar(&f.sessions, "sessions", 1000, "sessions mode: legacy sessions to open and hold")

@@ -83,8 +83,9 @@ type Summary struct {
 	URL            string   `json:"url"`
 	Era            string   `json:"era"`
 	Concurrency    int      `json:"concurrency"`
-	Calls          int64    `json:"calls"`  // successful measured calls
-	Errors         int64    `json:"errors"` // failed measured calls
+	Rate           float64  `json:"rate,omitempty"` // calls a second asked for (paced); 0: unpaced
+	Calls          int64    `json:"calls"`          // successful measured calls
+	Errors         int64    `json:"errors"`         // failed measured calls
 	WarmupCalls    int64    `json:"warmup_calls"`
 	WarmupErrors   int64    `json:"warmup_errors"`
 	TeardownErrors int64    `json:"teardown_errors"`
@@ -130,7 +131,7 @@ func (s Summary) String() string {
 
 // summarize merges the per-worker histograms once all workers have stopped.
 func summarize(cfg Config, workers []*worker, elapsed time.Duration) Summary {
-	sum := Summary{URL: cfg.URL, Era: cfg.Era, Concurrency: cfg.Concurrency, ElapsedSec: elapsed.Seconds()}
+	sum := Summary{URL: cfg.URL, Era: cfg.Era, Concurrency: cfg.Concurrency, Rate: cfg.Rate, ElapsedSec: elapsed.Seconds()}
 	var all []time.Duration
 	for _, w := range workers {
 		st := &w.stats
