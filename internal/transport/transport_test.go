@@ -123,3 +123,35 @@ func FuzzHostGuard(f *testing.F) {
 		}
 	})
 }
+
+// TestHostGuardCheck: Check decides a whole request: the Host first, then
+// the Origin, and two Origin headers are refused whatever they say.
+func TestHostGuardCheck(t *testing.T) {
+	g := NewHostGuard(config.Listen{Address: "127.0.0.1:1", AllowedOrigins: []string{"https://app.example"}}, false)
+	for _, tt := range []struct {
+		name    string
+		host    string
+		origins []string
+		want    error
+	}{
+		{"loopback, no origin", "localhost:1", nil, nil},
+		{"own origin", "localhost:1", []string{"http://localhost:1"}, nil},
+		{"allowed origin", "127.0.0.1:1", []string{"https://app.example"}, nil},
+		{"foreign host", "evil.example", nil, ErrHost},
+		{"foreign host and origin: the host is named", "evil.example", []string{"https://evil.example"}, ErrHost},
+		{"cross-site origin", "localhost:1", []string{"https://evil.example"}, ErrOrigin},
+		{"null origin", "localhost:1", []string{"null"}, ErrOrigin},
+		{"two origins", "localhost:1", []string{"http://localhost:1", "http://localhost:1"}, ErrOrigin},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "http://"+tt.host+"/mcp", nil)
+			r.Host = tt.host
+			for _, o := range tt.origins {
+				r.Header.Add("Origin", o)
+			}
+			if got := g.Check(r); got != tt.want {
+				t.Fatalf("Check = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
