@@ -80,18 +80,9 @@ func runHTTPCalls(b *testing.B, url, key string, parallelism int, legacy bool) {
 // id.
 func openLegacySession(client *http.Client, url, key string) (string, error) {
 	post := func(body, sid string) (*http.Response, error) {
-		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req, err := benchRequest(url, key, sid, body)
 		if err != nil {
 			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		if sid != "" {
-			req.Header.Set("Mcp-Session-Id", sid)
-			req.Header.Set("MCP-Protocol-Version", config.ProtocolLegacy)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -150,6 +141,26 @@ func reportCPU(b *testing.B, start time.Duration, gc [2]float64) {
 	}
 }
 
+// benchRequest is a POST of body to url with an MCP client's headers, the
+// bearer key unless it is empty, and the headers of the legacy session sid
+// unless that is empty.
+func benchRequest(url, key, sid, body string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("MCP-Protocol-Version", config.ProtocolLegacy)
+	}
+	return req, nil
+}
+
 // legacyEchoBody is one 2025-11-25 tools/call of the demo's echo tool.
 const legacyEchoBody = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}`
 
@@ -160,19 +171,11 @@ func httpCall(client *http.Client, url, key, sid string) error {
 	if sid != "" {
 		payload = legacyEchoBody
 	}
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(payload))
+	req, err := benchRequest(url, key, sid, payload)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if sid != "" {
-		req.Header.Set("Mcp-Session-Id", sid)
-		req.Header.Set("MCP-Protocol-Version", config.ProtocolLegacy)
-	} else {
+	if sid == "" {
 		modernHeaders("tools/call", "echo")(req)
 	}
 	resp, err := client.Do(req)
