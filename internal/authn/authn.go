@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Method says how a principal authenticated.
@@ -36,6 +37,11 @@ type Principal struct {
 	// Scopes are the OAuth scopes the token grants (MethodOAuth only).
 	Scopes []string
 	Method Method
+	// Expires is when the credential stops being accepted (a token's exp
+	// plus the configured leeway, a client certificate's NotAfter); zero
+	// if it does not expire (API keys). A long-lived event stream ends
+	// then: it must not go on delivering to a credential past its life.
+	Expires time.Time
 }
 
 // LogValue keeps log lines uniform wherever a principal is logged.

@@ -269,6 +269,9 @@ func (in *Introspector) check(c map[string]any, now time.Time) (*Principal, time
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	if !exp.IsZero() {
+		p.Expires = exp.Add(leeway)
+	}
 	return p, exp, nil
 }
 

@@ -142,7 +142,14 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Principal, err
 	if err != nil {
 		return nil, invalidToken(reason(err))
 	}
-	return principalFromClaims(claims, v.opts.RolesClaim)
+	p, err := principalFromClaims(claims, v.opts.RolesClaim)
+	if err != nil {
+		return nil, err
+	}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		p.Expires = exp.Add(v.opts.Leeway) // exp is required: the parser checked it
+	}
+	return p, nil
 }
 
 var (

@@ -113,5 +113,5 @@ func (m *MTLS) Map(leaf *x509.Certificate) (*Principal, error) {
 		return nil, ErrCertUnmapped
 	}
 	c := m.mapping[match]
-	return &Principal{ID: c.ID, Roles: c.Roles, Method: MethodMTLS}, nil
+	return &Principal{ID: c.ID, Roles: c.Roles, Method: MethodMTLS, Expires: leaf.NotAfter}, nil
 }

@@ -100,6 +100,9 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			defer done()
 			r = r.WithContext(ctx)
+			var stop context.CancelFunc
+			r, stop = f.untilExpiry(r, p)
+			defer stop()
 		}
 		if f.sessions != nil {
 			defer f.sessions.use(r.Header.Get("Mcp-Session-Id"))() // a stream keeps its session busy
@@ -159,11 +162,36 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	r.ContentLength = int64(len(body))
 	rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
 	f.dispatched(r, era)
+	if msg.Method == "subscriptions/listen" {
+		var stop context.CancelFunc
+		r, stop = f.untilExpiry(r, p)
+		defer stop()
+	}
 	if era == transport.Modern {
 		f.modern.ServeHTTP(w, r)
 		return
 	}
 	f.legacy.ServeHTTP(w, r)
+}
+
+// untilExpiry bounds a long-lived event stream (a legacy GET stream, a
+// 2026-07-28 subscriptions/listen) by the credential that opened it: past
+// p.Expires the gateway no longer accepts that credential, so it must not
+// go on delivering to it either. The stream ends then, and the client
+// reconnects with a fresh credential (a legacy session, bound to its
+// principal, and its subscriptions stay). Calls are not cut short: each was
+// decided while its credential held, and call_timeout bounds it.
+func (f *front) untilExpiry(r *http.Request, p *authn.Principal) (*http.Request, context.CancelFunc) {
+	if p == nil || p.Expires.IsZero() {
+		return r, func() {}
+	}
+	ctx, cancel := context.WithDeadline(r.Context(), p.Expires)
+	return r.WithContext(ctx), func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && !time.Now().Before(p.Expires) {
+			f.logger.Info("event stream ended: its credential expired", "principal", p, "expired", p.Expires)
+		}
+		cancel()
+	}
 }
 
 // readBody reads the whole body under the size cap and the read timeout,

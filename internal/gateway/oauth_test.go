@@ -57,10 +57,16 @@ const testResource = "http://127.0.0.1/mcp"
 
 func (is *oauthIssuer) token(t *testing.T, aud string) string {
 	t.Helper()
+	return is.tokenExpiring(t, aud, time.Now().Add(time.Hour))
+}
+
+// tokenExpiring is token with exp set to exp (whole seconds).
+func (is *oauthIssuer) tokenExpiring(t *testing.T, aud string, exp time.Time) string {
+	t.Helper()
 	now := time.Now()
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
 		"iss": is.URL, "aud": aud, "sub": "user-42",
-		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(),
+		"exp": exp.Unix(), "iat": now.Unix(),
 		"roles": []string{"reader"}, "scope": "mcp:tools",
 	})
 	tok.Header["kid"] = "k1"
@@ -72,7 +78,7 @@ func (is *oauthIssuer) token(t *testing.T, aud string) string {
 	return s
 }
 
-func jwtGateway(t *testing.T, is *oauthIssuer) *testGateway {
+func jwtGateway(t *testing.T, is *oauthIssuer, edits ...func(*config.JWT)) *testGateway {
 	return newTestGateway(t, func(c *config.Config) {
 		c.Auth.JWT = &config.JWT{
 			Issuer:                          is.URL,
@@ -81,6 +87,9 @@ func jwtGateway(t *testing.T, is *oauthIssuer) *testGateway {
 			RequireTypATJWT:                 true,
 			ScopesSupported:                 []string{"mcp:tools", "mcp:resources"},
 			InsecureAllowHTTPLoopbackIssuer: true,
+		}
+		for _, edit := range edits {
+			edit(c.Auth.JWT)
 		}
 		c.ApplyDefaults()
 	})
@@ -194,5 +203,73 @@ func TestNoMetadataWithoutJWT(t *testing.T) {
 	}
 	if got := c.unauthorized(authn.ErrUnknownCredentials); got != `Bearer realm="mcpgate", error="invalid_token"` {
 		t.Fatalf("challenge without jwt, wrong key: %s", got)
+	}
+}
+
+// TestStreamsEndWhenTheTokenExpires: a long-lived event stream opened with
+// a token ends when the gateway stops accepting that token (exp plus the
+// leeway, none here): a legacy GET stream and a 2026-07-28
+// subscriptions/listen stream. A stream opened with an API key, which does
+// not expire, stays open. The lower bound is exact, the upper generous: a
+// slow machine only ends a stream later.
+func TestStreamsEndWhenTheTokenExpires(t *testing.T) {
+	is := newOAuthIssuer(t)
+	tg := jwtGateway(t, is, func(j *config.JWT) {
+		none := time.Duration(0)
+		j.Leeway = &none
+	})
+	exp := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	token := is.tokenExpiring(t, testResource, exp)
+
+	// stream opens a stream and reports when its body ends.
+	stream := func(name string, req *http.Request) <-chan time.Time {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%s: status %d: %s", name, resp.StatusCode, b)
+		}
+		ended := make(chan time.Time, 1)
+		go func() {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ended <- time.Now()
+		}()
+		return ended
+	}
+	get := func(key, sid string) *http.Request {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, tg.URL, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+key)
+		inSession(sid)(req)
+		return req
+	}
+	legacy := stream("legacy GET stream", get(token, legacyInit(t, tg, token)))
+	apiKey := stream("API key GET stream", get(tg.keyA, legacyInit(t, tg, tg.keyA)))
+	listenReq, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, tg.URL,
+		strings.NewReader(modernBody(7, "subscriptions/listen", `"notifications":{"resourceSubscriptions":["test://watched-resource"]}`)))
+	listenReq.Header.Set("Content-Type", "application/json")
+	listenReq.Header.Set("Accept", "application/json, text/event-stream")
+	listenReq.Header.Set("Authorization", "Bearer "+token)
+	modernHeaders("subscriptions/listen", "")(listenReq)
+	listen := stream("listen stream", listenReq)
+
+	for name, ended := range map[string]<-chan time.Time{"legacy GET stream": legacy, "listen stream": listen} {
+		select {
+		case at := <-ended:
+			if at.Before(exp) {
+				t.Errorf("%s ended at %v, before the token expired at %v", name, at, exp)
+			}
+		case <-time.After(time.Until(exp) + 15*time.Second):
+			t.Errorf("%s still open 15s after its token expired", name)
+		}
+	}
+	select {
+	case at := <-apiKey:
+		t.Fatalf("the API key's stream ended at %v: only expiring credentials end streams", at)
+	case <-time.After(300 * time.Millisecond):
 	}
 }
