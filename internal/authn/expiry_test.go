@@ -2,7 +2,11 @@ package authn
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -10,7 +14,8 @@ import (
 // TestPrincipalExpires: a principal says when its credential stops being
 // accepted, the instant long-lived streams end: a JWT's exp plus the
 // leeway, an introspected token's likewise (none if the answer names no
-// exp), a client certificate's NotAfter, never for an API key.
+// exp), the first NotAfter of a client certificate's verified chain, never
+// for an API key.
 func TestPrincipalExpires(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	now := clk.Now()
@@ -50,10 +55,14 @@ func TestPrincipalExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.now = clk.Now
 	cert := leaf("ci-runner", nil, nil, nil)
 	cert.NotAfter = now.Add(90 * 24 * time.Hour)
-	if p, err := m.Map(cert); err != nil || !p.Expires.Equal(cert.NotAfter) {
-		t.Errorf("certificate principal = %+v, %v; want it to expire at NotAfter %v", p, err, cert.NotAfter)
+	ca := &x509.Certificate{NotAfter: now.Add(30 * 24 * time.Hour)} // the chain ends first
+	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, VerifiedChains: [][]*x509.Certificate{{cert, ca}}}
+	if p, err := m.Authenticate(r); err != nil || !p.Expires.Equal(ca.NotAfter) {
+		t.Errorf("certificate principal = %+v, %v; want it to expire with its chain at %v", p, err, ca.NotAfter)
 	}
 
 	key, digest := NewKey()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Certificate fields an mTLS mapping can name.
@@ -20,6 +21,10 @@ const (
 var (
 	ErrCertUnmapped  = errors.New("client certificate is verified but not mapped to a principal (auth.mtls)")
 	ErrCertAmbiguous = errors.New("client certificate matches more than one principal (auth.mtls)")
+	// ErrCertExpired is a certificate that was valid when its connection
+	// was made, and has expired since: a kept-alive connection must not
+	// outlive its credential.
+	ErrCertExpired = errors.New("client certificate has expired since the connection was made")
 )
 
 // CertMapping maps one exact certificate field value to a principal.
@@ -36,12 +41,13 @@ type CertMapping struct {
 type MTLS struct {
 	byField map[string]map[string]int // field -> value -> index into mappings
 	mapping []CertMapping
+	now     func() time.Time // time.Now; tests set it
 }
 
 // NewMTLS returns the mapper; a duplicate field value or an unknown field is
 // an error (config validation refuses both first).
 func NewMTLS(ms []CertMapping) (*MTLS, error) {
-	m := &MTLS{byField: map[string]map[string]int{}, mapping: ms}
+	m := &MTLS{byField: map[string]map[string]int{}, mapping: ms, now: time.Now}
 	for i, c := range ms {
 		switch c.Field {
 		case FieldCommonName, FieldDNS, FieldURI, FieldEmail:
@@ -72,11 +78,31 @@ func normalize(field, v string) string {
 // Authenticate maps the request's verified client certificate. Only a leaf
 // the TLS layer verified (VerifiedChains) counts, never a merely presented
 // one (PeerCertificates).
+//
+// The TLS layer checks validity once, at the handshake; a kept-alive
+// connection can carry requests long after. So every request checks the
+// verified chain again, and the principal expires with the first of its
+// certificates to expire.
 func (m *MTLS) Authenticate(r *http.Request) (*Principal, error) {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 		return nil, ErrNoCredentials
 	}
-	return m.Map(r.TLS.VerifiedChains[0][0])
+	chain := r.TLS.VerifiedChains[0]
+	expires := chain[0].NotAfter
+	for _, c := range chain[1:] {
+		if c.NotAfter.Before(expires) {
+			expires = c.NotAfter
+		}
+	}
+	if m.now().After(expires) {
+		return nil, ErrCertExpired
+	}
+	p, err := m.Map(chain[0])
+	if err != nil {
+		return nil, err
+	}
+	p.Expires = expires
+	return p, nil
 }
 
 // Map returns the principal of a verified leaf certificate: the mapping its
@@ -113,5 +139,5 @@ func (m *MTLS) Map(leaf *x509.Certificate) (*Principal, error) {
 		return nil, ErrCertUnmapped
 	}
 	c := m.mapping[match]
-	return &Principal{ID: c.ID, Roles: c.Roles, Method: MethodMTLS, Expires: leaf.NotAfter}, nil
+	return &Principal{ID: c.ID, Roles: c.Roles, Method: MethodMTLS}, nil
 }

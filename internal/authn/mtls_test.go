@@ -25,7 +25,8 @@ var testMappings = []CertMapping{
 }
 
 func leaf(cn string, dns []string, uris []string, emails []string) *x509.Certificate {
-	c := &x509.Certificate{Subject: pkix.Name{CommonName: cn}, DNSNames: dns, EmailAddresses: emails}
+	// Valid for a day, as a certificate the TLS layer just verified is.
+	c := &x509.Certificate{Subject: pkix.Name{CommonName: cn}, DNSNames: dns, EmailAddresses: emails, NotAfter: time.Now().Add(24 * time.Hour)}
 	for _, u := range uris {
 		pu, err := url.Parse(u)
 		if err != nil {
@@ -93,9 +94,15 @@ func TestMTLSOnlyVerifiedChains(t *testing.T) {
 	if _, err := m.Authenticate(r); !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("unverified certificate: %v", err)
 	}
+	cert.NotAfter = time.Now().Add(time.Hour)
 	r.TLS.VerifiedChains = [][]*x509.Certificate{{cert}}
 	if p, err := m.Authenticate(r); err != nil || p.ID != "ci" {
 		t.Fatalf("verified certificate: %+v, %v", p, err)
+	}
+	// Verified at the handshake, expired since, on a kept-alive connection.
+	cert.NotAfter = time.Now().Add(-time.Second)
+	if p, err := m.Authenticate(r); !errors.Is(err, ErrCertExpired) || p != nil {
+		t.Fatalf("certificate expired since the handshake: %+v, %v", p, err)
 	}
 }
 
