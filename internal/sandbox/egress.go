@@ -283,8 +283,10 @@ func (p *egressProxy) serve(ctx context.Context, ln net.Listener) error {
 		select {
 		case sem <- struct{}{}:
 		default:
-			_ = c.Close()
+			// Recorded before the client can see the close: whoever
+			// observes the refusal finds it counted.
 			p.refuse("", egressRefusedTooManyConns)
+			_ = c.Close()
 			// A tool opening connections in a loop must not flood the log.
 			if now := time.Now(); now.Sub(lastTooMany) >= time.Second {
 				lastTooMany = now
