@@ -49,7 +49,8 @@ func normalizeHost(h string) string {
 	return h
 }
 
-// The errors of Check: what the client is told, after "forbidden: ".
+// The errors of Check. The admin listener tells them to the client, after
+// "forbidden: "; the gateway names the refused value too.
 var (
 	ErrHost   = errors.New("the Host header is not allowed")
 	ErrOrigin = errors.New("the Origin header is not allowed")
