@@ -315,6 +315,10 @@ func (g *Gateway) reloadPolicy() error {
 	}
 	g.authz.policy.Store(p)
 	g.revokeSubscriptions(context.Background())
+	// What each principal sees may have changed: a re-listing has the SDK
+	// announce tools, prompts and resources list_changed, and each client
+	// re-lists its own (filtered) view.
+	g.catalog.Resync()
 	return nil
 }
 

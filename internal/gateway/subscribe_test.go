@@ -566,3 +566,71 @@ func TestUpdatesFollowThePolicyInForce(t *testing.T) {
 	touch(t, tg, tg.keyA, "sub://a")
 	alice.expectUpdate(t, "alice, once the policy allows it again", "sub://a")
 }
+
+// TestPolicyReloadAnnouncesListChanges: a client keeps the tool list it was
+// given; after a reload that changes what it may use, the gateway announces
+// tools/list_changed, and the client's next listing shows its new view.
+func TestPolicyReloadAnnouncesListChanges(t *testing.T) {
+	tg, _ := newSubscriptionGateway(t, nil, func(c *config.Config) {
+		c.Auth.APIKeys[0].Roles = []string{"reader"}
+		c.Policy = config.Policy{Rules: []config.PolicyRule{
+			{Name: "read", Roles: []string{"reader"}, Allow: &config.PolicyTargets{Resources: []string{"sub://a"}}},
+		}}
+	})
+	cfgFile := filepath.Join(t.TempDir(), "mcpgate.yaml")
+	tg.cfgPath = cfgFile
+
+	changed := make(chan struct{}, 8)
+	client := mcp.NewClient(&mcp.Implementation{Name: "lister", Version: "0"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+	})
+	cs, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: tg.URL, HTTPClient: &http.Client{Transport: bearer(tg.keyA)}},
+		&mcp.ClientSessionOptions{ProtocolVersion: config.ProtocolLegacy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	tools := func() []string {
+		t.Helper()
+		res, err := cs.ListTools(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+		}
+		return names
+	}
+	waitFor(t, "the upstream's listing", func() bool { return tg.catalog.Has("tool", "touch") })
+	if got := tools(); len(got) != 0 {
+		t.Fatalf("before the reload alice lists %v, want nothing", got)
+	}
+	// The catalog's first listing announced itself too (debounced by the
+	// SDK): let that pass before the reload.
+	time.Sleep(200 * time.Millisecond)
+	for len(changed) > 0 {
+		<-changed
+	}
+
+	yaml := fmt.Sprintf("auth: {insecure_disable_auth: true}\nupstreams:\n  t: {command: [%q, testserver], insecure_no_sandbox: true}\npolicy:\n  rules:\n    - {name: touch, roles: [reader], allow: {tools: [touch]}}\n", os.Args[0])
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no tools/list_changed after a reload that changed alice's tools")
+	}
+	if got := tools(); len(got) != 1 || got[0] != "touch" {
+		t.Fatalf("after the reload alice lists %v, want [touch]", got)
+	}
+}
