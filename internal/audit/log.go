@@ -669,8 +669,6 @@ func syncDir(dir string) error {
 // hears of them.
 func (l *Log) fail(err error) error {
 	l.failed = fmt.Errorf("%w: %v (reopen the log to recover)", ErrUnavailable, err)
-	failed := l.failed
-	l.failure.Store(&failed)
 	l.opts.Logger.Error("audit log failed; calls are refused until it is reopened", "path", l.path, "err", err)
 	if n := l.unsynced; n > 0 {
 		l.unsynced = 0
@@ -678,6 +676,10 @@ func (l *Log) fail(err error) error {
 			l.opts.OnLost(n, l.failed)
 		}
 	}
+	// Published last, so that whoever sees the failure (Err, Submit) also
+	// sees the loss counted.
+	failed := l.failed
+	l.failure.Store(&failed)
 	return l.failed
 }
 
