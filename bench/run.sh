@@ -26,7 +26,7 @@
 # url: upstream, not its child).
 #
 # Usage: bench/run.sh [-d DURATION] [-w WARMUP] [-c "1 16 64"] [-r ROUNDS]
-#                     [-o RESULTS.jsonl] [--bare-vs-bare | --upstream http|stdio]
+#                     [-o RESULTS.jsonl] [--bare-vs-bare | --forwarder | --upstream http|stdio]
 #                     [--sessions N] [--session-rounds R]
 #   -d   measured duration per run (default 10s)
 #   -w   unmeasured warm-up per run (default 2s)
@@ -36,6 +36,12 @@
 #   -o   also keep every loadgen summary, one JSON object a line
 #   --bare-vs-bare  use a second bare server in place of mcpgate (checks
 #                   the harness itself; the ratio should be about 1)
+#   --forwarder     use bench/forward in place of mcpgate: a bare forwarder
+#                   from HTTP to the demo as a stdio child, with no checks at
+#                   all, so the ratio is the ceiling of any gateway that runs
+#                   its tool server in a process of its own, on this machine
+#   --forwarder-args A  flags for bench/forward, e.g. "-server sdk -client
+#                       sdk" to measure the go-sdk's two hops alone
 #   --upstream http   start "mcpgate demo --listen" once; measure it directly
 #                     and through mcpgate with it as a url: upstream
 #   --upstream stdio  mcpgate runs the demo as a stdio child (builtin: demo);
@@ -62,8 +68,8 @@
 # Exits non-zero if any call failed or a server did not start.
 set -euo pipefail
 
-duration=10s warmup=2s concurrencies="1 16 64" rounds=1 keep="" bare_vs_bare=0 upstream=""
-sessions=0 session_rounds=2 session_settle=2s upstream_version="" rate=0
+duration=10s warmup=2s concurrencies="1 16 64" rounds=1 keep="" bare_vs_bare=0 forwarder=0 upstream=""
+sessions=0 session_rounds=2 session_settle=2s upstream_version="" rate=0 forwarder_args=""
 while (($#)); do
 	case $1 in
 	-d) duration=$2; shift 2 ;;
@@ -72,6 +78,8 @@ while (($#)); do
 	-r) rounds=$2; shift 2 ;;
 	-o) keep=$2; shift 2 ;;
 	--bare-vs-bare) bare_vs_bare=1; shift ;;
+	--forwarder) forwarder=1; shift ;;
+	--forwarder-args) forwarder=1 forwarder_args=$2; shift 2 ;;
 	--upstream) upstream=$2; shift 2 ;;
 	--upstream-version) upstream_version=$2; shift 2 ;;
 	--rate) rate=$2; shift 2 ;;
@@ -87,8 +95,8 @@ case $upstream in
 "" | http | stdio) ;;
 *) echo "run.sh: --upstream takes http or stdio, not $upstream" >&2; exit 2 ;;
 esac
-if ((bare_vs_bare)) && [[ -n $upstream ]]; then
-	echo "run.sh: --bare-vs-bare and --upstream do not combine" >&2
+if ((bare_vs_bare + forwarder > 1)) || { ((bare_vs_bare + forwarder)) && [[ -n $upstream ]]; }; then
+	echo "run.sh: --bare-vs-bare, --forwarder and --upstream do not combine" >&2
 	exit 2
 fi
 # base names the baseline server in results and tables. The targets are
@@ -121,7 +129,7 @@ trap 'exit 130' INT TERM
 
 build() {
 	echo "building into $tmp/bin" >&2
-	(cd "$root" && go build -o "$tmp/bin/" ./bench/bare ./bench/loadgen)
+	(cd "$root" && go build -o "$tmp/bin/" ./bench/bare ./bench/loadgen ./bench/forward)
 	if ((!bare_vs_bare)) || [[ -n $upstream ]]; then
 		(cd "$root" && go build -o "$tmp/bin/mcpgate" ./cmd/mcpgate)
 	fi
@@ -454,6 +462,12 @@ start_servers() {
 	if [[ $upstream == http ]]; then
 		start_gateway "$key" gateway "$direct"
 		urls[gateway/legacy]=$gateway urls[gateway/modern]=$gateway
+	elif ((forwarder)); then
+		# The forwarder's child is the demo unsandboxed: what the ceiling
+		# leaves out, the sandbox included, is what mcpgate adds.
+		# shellcheck disable=SC2086 # forwarder_args is a list of flags
+		start_printing gateway gateway "listening on " "$tmp/bin/forward" -addr 127.0.0.1:0 $forwarder_args "$tmp/bin/mcpgate" demo
+		urls[gateway/legacy]="$gateway/legacy" urls[gateway/modern]="$gateway/modern"
 	elif ((bare_vs_bare)); then
 		start_bare gateway gateway
 		urls[gateway/legacy]="$gateway/legacy" urls[gateway/modern]="$gateway/modern"
@@ -464,6 +478,8 @@ start_servers() {
 	spid[gateway]=${pids[-1]}
 	pair+=("${pids[-1]}")
 	echo "$base: $bare  gateway: $gateway  upstream: ${upstream:-stdio (builtin demo)}" >&2
+	((forwarder)) && echo "the \"gateway\" column is bench/forward ${forwarder_args:-(raw)}, no checks: a ceiling, not mcpgate" >&2
+	return 0
 }
 
 # stop_servers stops the pair start_servers started (the gateway stops its
@@ -564,7 +580,7 @@ main() {
 		sessions_table
 	fi
 	target
-	if ((!bare_vs_bare)); then
+	if ((!bare_vs_bare && !forwarder)); then
 		echo
 		verify_audit || failed=1
 	fi
