@@ -208,6 +208,13 @@ func (u *upstream) write(line []byte) error {
 	return u.w.Flush()
 }
 
+// forget drops a request nobody will wait for any more.
+func (u *upstream) forget(id int64) {
+	u.mu.Lock()
+	delete(u.pending, id)
+	u.mu.Unlock()
+}
+
 // call sends one request to the child and waits for its response.
 func (u *upstream) call(ctx context.Context, method string, params json.RawMessage) (message, error) {
 	ch := make(chan message, 1)
@@ -222,10 +229,12 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 	u.mu.Unlock()
 	req, err := json.Marshal(message{ID: json.RawMessage(strconv.FormatInt(id, 10)), Method: method, Params: params})
 	if err != nil {
+		u.forget(id)
 		return message{}, fmt.Errorf("encode request: %w", err)
 	}
 	req = append([]byte(`{"jsonrpc":"2.0",`), req[1:]...)
 	if err := u.write(req); err != nil {
+		u.forget(id)
 		return message{}, fmt.Errorf("write to upstream: %w", err)
 	}
 	select {
@@ -235,9 +244,7 @@ func (u *upstream) call(ctx context.Context, method string, params json.RawMessa
 		}
 		return m, nil
 	case <-ctx.Done():
-		u.mu.Lock()
-		delete(u.pending, id)
-		u.mu.Unlock()
+		u.forget(id)
 		return message{}, ctx.Err()
 	}
 }
