@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -161,21 +160,13 @@ func outcomeOf(res mcp.Result, err error) (string, int) {
 // describeArguments records a tools/call's or prompts/get's arguments, as
 // the client sent them, in ev: always their digest, and, when redactor is
 // not nil (audit.arguments.record), the arguments themselves, redacted.
-// Other messages have none. body has passed the strict JSON gate.
-func describeArguments(ev *audit.Event, msg *strictjson.Message, body []byte, redactor *audit.Redactor) {
-	if msg == nil || (msg.Method != "tools/call" && msg.Method != "prompts/get") {
+// Other messages have none. msg has passed the strict JSON gate.
+func describeArguments(ev *audit.Event, msg *strictjson.Message, redactor *audit.Redactor) {
+	if msg == nil || (msg.Method != "tools/call" && msg.Method != "prompts/get") || len(msg.Arguments) == 0 {
 		return
 	}
-	var m struct {
-		Params struct {
-			Arguments json.RawMessage `json:"arguments"`
-		} `json:"params"`
-	}
-	if json.Unmarshal(body, &m) != nil || len(m.Params.Arguments) == 0 {
-		return
-	}
-	ev.ArgsSHA256 = audit.ArgsDigest(m.Params.Arguments)
+	ev.ArgsSHA256 = audit.ArgsDigest(msg.Arguments)
 	if redactor != nil {
-		ev.Arguments, ev.ArgumentsOmitted = redactor.Apply(m.Params.Arguments)
+		ev.Arguments, ev.ArgumentsOmitted = redactor.Apply(msg.Arguments)
 	}
 }

@@ -153,7 +153,7 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := f.event(r, p, msg, len(body))
 	if f.audit != nil {
-		describeArguments(&ev, msg, body, f.arguments) // a second parse: only for the record
+		describeArguments(&ev, msg, f.arguments)
 	}
 	if !f.allow(w, r, p, ev) {
 		return

@@ -278,7 +278,7 @@ func (c *stdioConn) admit(ctx context.Context, line []byte) (jsonrpc.Message, bo
 	if c.f.audit != nil {
 		ev := c.event(msg, len(line))
 		ev.Call, ev.Stage = audit.NewCallID(), audit.StageRequest
-		describeArguments(&ev, msg, line, c.f.arguments)
+		describeArguments(&ev, msg, c.f.arguments)
 		if err := c.f.appendAudit(ctx, ev); err != nil {
 			c.f.logger.Error("audit record not written: request refused", "error", err, "principal", c.principal, "method", msg.Method)
 			c.release(msg.ID)

@@ -19,6 +19,9 @@ func fuzzSeeds(f *testing.F) {
 		`{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"n","uri":"u","_meta":{"io.modelcontextprotocol/protocolVersion":"v"}}}`,
 		`{"jsonrpc":"2.0","id":"x","result":{"a":[1,2,{"b":null}]}}`,
 		`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments": {"message":"hi","n":[1, 2]} }}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":null}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","Arguments":{}}}`,
 		`{"jsonrpc":"2.0","id":1,"Method":"m"}`, `[{"jsonrpc":"2.0","id":1,"method":"m"}]`,
 		manyKeys(20, "k%d"),
 	} {
@@ -175,9 +178,10 @@ func checkRouting(t *testing.T, data []byte, m *Message) {
 		Method  *string         `json:"method"`
 		ID      json.RawMessage `json:"id"`
 		Params  *struct {
-			Name any            `json:"name"`
-			URI  any            `json:"uri"`
-			Meta map[string]any `json:"_meta"`
+			Name      any             `json:"name"`
+			URI       any             `json:"uri"`
+			Meta      map[string]any  `json:"_meta"`
+			Arguments json.RawMessage `json:"arguments"`
 		} `json:"params"`
 		Result json.RawMessage `json:"result"`
 		Error  json.RawMessage `json:"error"`
@@ -206,6 +210,13 @@ func checkRouting(t *testing.T, data []byte, m *Message) {
 	}
 	if name != m.Name || uri != m.URI || pv != m.ProtocolVersion {
 		t.Fatalf("routing %q %q %q, SDK sees %q %q %q", m.Name, m.URI, m.ProtocolVersion, name, uri, pv)
+	}
+	var args json.RawMessage
+	if sdk.Params != nil {
+		args = sdk.Params.Arguments
+	}
+	if !bytes.Equal(args, m.Arguments) || (args == nil) != (m.Arguments == nil) {
+		t.Fatalf("Arguments %q, SDK sees %q", m.Arguments, args)
 	}
 	var want Kind
 	switch {

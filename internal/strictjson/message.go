@@ -27,8 +27,8 @@ func (k Kind) String() string {
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Message is the routing view of one JSON-RPC 2.0 message. It does not alias
-// the input.
+// Message is the routing view of one JSON-RPC 2.0 message. Only Arguments
+// aliases the input.
 type Message struct {
 	Kind            Kind
 	Method          string
@@ -36,6 +36,12 @@ type Message struct {
 	Name            string          // params.name, if a string
 	URI             string          // params.uri, if a string
 	ProtocolVersion string          // params._meta["io.modelcontextprotocol/protocolVersion"], if a string
+	// Arguments is the raw value of params.arguments (a tools/call's or a
+	// prompts/get's), as it appears in the input (no copy); nil if absent.
+	// It is there for the audit record, which digests exactly these bytes:
+	// what the upstream is handed, since the gate refuses the key variants
+	// ("Arguments") a decoder could read in their place.
+	Arguments json.RawMessage
 }
 
 // ParseMessage runs Check, then checks JSON-RPC 2.0 shape as MCP uses it, and
@@ -81,6 +87,7 @@ const (
 	// in params
 	kName
 	kURI
+	kArguments
 	kMeta
 	// in params._meta
 	kProtocolVersion
@@ -108,6 +115,8 @@ func keyName(id keyID) string {
 		return "name"
 	case kURI:
 		return "uri"
+	case kArguments:
+		return "arguments"
 	case kMeta:
 		return "_meta"
 	case kProtocolVersion:
@@ -291,5 +300,8 @@ func (c *capture) message(s *scanner) (*Message, *Error) {
 	m.Name = strs[v[kName].strStart:v[kName].strEnd]
 	m.URI = strs[v[kURI].strStart:v[kURI].strEnd]
 	m.ProtocolVersion = strs[v[kProtocolVersion].strStart:v[kProtocolVersion].strEnd]
+	if av := v[kArguments]; av.present {
+		m.Arguments = json.RawMessage(s.data[av.start:av.end:av.end])
+	}
 	return m, nil
 }

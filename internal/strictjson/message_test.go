@@ -13,7 +13,8 @@ func TestParseMessageAccepts(t *testing.T) {
 		want Message
 	}{
 		{"tools/call", typicalCall, Message{Kind: Request, Method: "tools/call", ID: []byte(`42`), Name: "search_issues",
-			ProtocolVersion: "2025-11-25"}},
+			ProtocolVersion: "2025-11-25", Arguments: []byte(`{"query":"is:open label:bug sort:updated","repo":"mcpgate/mcpgate","limit":20,` +
+				`"include_closed":false,"labels":["bug","security"]}`)}},
 		{"string id", `{"jsonrpc":"2.0","id":"a-1","method":"ping"}`, Message{Kind: Request, Method: "ping", ID: []byte(`"a-1"`)}},
 		{"negative id", `{"jsonrpc":"2.0","id":-9007199254740991,"method":"ping"}`, Message{Kind: Request, Method: "ping", ID: []byte(`-9007199254740991`)}},
 		{"notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, Message{Kind: Notification, Method: "notifications/initialized"}},
@@ -27,7 +28,12 @@ func TestParseMessageAccepts(t *testing.T) {
 		{"non-string name ignored", `{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":7,"uri":{}}}`, Message{Kind: Request, Method: "m", ID: []byte(`1`)}},
 		// Only the exact paths are routed.
 		{"nested name not routed", `{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":{"name":"x","uri":"y","_meta":{}}}}`,
-			Message{Kind: Request, Method: "m", ID: []byte(`1`)}},
+			Message{Kind: Request, Method: "m", ID: []byte(`1`), Arguments: []byte(`{"name":"x","uri":"y","_meta":{}}`)}},
+		{"arguments verbatim", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments": {"a": [1, 2.50]} ,"name":"t"}}`,
+			Message{Kind: Request, Method: "tools/call", ID: []byte(`1`), Name: "t", Arguments: []byte(`{"a": [1, 2.50]}`)}},
+		{"null arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":null}}`,
+			Message{Kind: Request, Method: "tools/call", ID: []byte(`1`), Arguments: []byte(`null`)}},
+		{"arguments only in params", `{"jsonrpc":"2.0","id":1,"method":"m","arguments":{},"params":{}}`, Message{Kind: Request, Method: "m", ID: []byte(`1`)}},
 		{"top-level name not routed", `{"jsonrpc":"2.0","id":1,"method":"m","name":"x","params":{}}`, Message{Kind: Request, Method: "m", ID: []byte(`1`)}},
 		{"meta key case-sensitive", `{"jsonrpc":"2.0","method":"m","params":{"_meta":{"io.modelcontextprotocol/protocolversion":"x"}}}`,
 			Message{Kind: Notification, Method: "m"}},
@@ -43,7 +49,8 @@ func TestParseMessageAccepts(t *testing.T) {
 			}
 			if m.Kind != tt.want.Kind || m.Method != tt.want.Method || string(m.ID) != string(tt.want.ID) ||
 				(m.ID == nil) != (tt.want.ID == nil) || m.Name != tt.want.Name || m.URI != tt.want.URI ||
-				m.ProtocolVersion != tt.want.ProtocolVersion {
+				m.ProtocolVersion != tt.want.ProtocolVersion ||
+				string(m.Arguments) != string(tt.want.Arguments) || (m.Arguments == nil) != (tt.want.Arguments == nil) {
 				t.Fatalf("got %+v (ID %s)\nwant %+v (ID %s)", *m, m.ID, tt.want, tt.want.ID)
 			}
 		})
@@ -112,6 +119,7 @@ func TestParseMessageRejects(t *testing.T) {
 		{"ID", `{"jsonrpc":"2.0","ID":1,"method":"m"}`, CodeInvalidRequest, `non-canonical key "ID"`},
 		{"NAME in params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"evil"}}`, CodeInvalidRequest, `non-canonical key "NAME" at $.params, expected "name"`},
 		{"kelvin-free uri variant", `{"jsonrpc":"2.0","id":1,"method":"m","params":{"Uri":"x"}}`, CodeInvalidRequest, `non-canonical key "Uri" at $.params`},
+		{"Arguments in params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","Arguments":{"a":1}}}`, CodeInvalidRequest, `non-canonical key "Arguments" at $.params, expected "arguments"`},
 		{"_Meta in params", `{"jsonrpc":"2.0","id":1,"method":"m","params":{"_META":{}}}`, CodeInvalidRequest, `non-canonical key "_META"`},
 		{"name beside NAME", `{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"a","NAME":"b"}}`, CodeParseError, `case-variant key "NAME" beside "name" at $.params`},
 	}
