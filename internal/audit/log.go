@@ -518,7 +518,8 @@ func (l *Log) add(r request) error {
 	if r.checkpoint {
 		return l.addCheckpoint()
 	}
-	line, err := json.Marshal(recordOut{Type: typeEvent, Index: l.t.n, Prev: l.t.prev(), Event: r.ev})
+	// Encoded straight into the batch's buffer (see AvailableBuffer).
+	line, err := appendRecord(l.buf.AvailableBuffer(), recordOut{Type: typeEvent, Index: l.t.n, Prev: l.t.prev(), Event: r.ev})
 	if err != nil {
 		return l.fail(fmt.Errorf("encode record: %v", err))
 	}
