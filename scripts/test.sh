@@ -21,7 +21,7 @@ step "staticcheck"
 go run "$STATICCHECK" ./...
 
 step "go test: the patches to vendored modules (third_party/*/PATCHES.md)"
-(cd third_party/go-sdk && go vet ./internal/json/ && go test -count=1 ./internal/json/)
+(cd third_party/go-sdk && go vet ./internal/json/ ./mcp/ && go test -count=1 ./internal/json/ && go test -count=1 -run TestPatch ./mcp/)
 (cd third_party/segmentio-encoding && go test -count=1 -run 'TestPatch' ./json/)
 
 step "go test -race (unit, integration, interop with real npm clients and the conformance suite)"

@@ -530,21 +530,6 @@ func setProgressToken(p Params, pt any) {
 	m[progressTokenKey] = pt
 }
 
-// extractRequestMeta performs a lightweight partial unmarshal of the `_meta`
-// field from a JSON-RPC request's raw params.
-func extractRequestMeta(rawParams json.RawMessage) Meta {
-	if len(rawParams) == 0 {
-		return nil
-	}
-	var meta struct {
-		Meta Meta `json:"_meta"`
-	}
-	if err := internaljson.Unmarshal(rawParams, &meta); err != nil {
-		return nil
-	}
-	return meta.Meta
-}
-
 type validatedMeta struct {
 	usesNewProtocol  bool
 	initializeParams *InitializeParams
@@ -569,38 +554,89 @@ func validateRequestMeta(req *jsonrpc.Request) (*validatedMeta, error) {
 	if !req.IsCall() {
 		return &validatedMeta{usesNewProtocol: false, initializeParams: nil}, nil
 	}
-	meta := extractRequestMeta(req.Params)
-	if meta == nil {
+	// mcpgate patch: the four keys are decoded straight from the params, in
+	// one pass, instead of decoding all of `_meta` into a map and then
+	// re-marshaling and re-decoding each value (see PATCHES.md).
+	meta, ok := extractMetaFields(req.Params)
+	if !ok {
 		return &validatedMeta{usesNewProtocol: false, initializeParams: nil}, nil
 	}
-	protocolVersion, ok := meta[MetaKeyProtocolVersion].(string)
-	if !ok || protocolVersion < protocolVersion20260728 {
+	var protocolVersion string
+	if internaljson.Unmarshal(meta.ProtocolVersion, &protocolVersion) != nil || protocolVersion < protocolVersion20260728 {
 		return &validatedMeta{usesNewProtocol: false, initializeParams: nil}, nil
 	}
 	var clientInfo *Implementation
-	if _, present := meta[MetaKeyClientInfo]; present {
-		var ok bool
-		clientInfo, ok = decodeMetaValue[*Implementation](meta, MetaKeyClientInfo)
-		if !ok {
+	if meta.ClientInfo != nil {
+		if !decodeMetaRaw(meta.ClientInfo, &clientInfo) {
 			return nil, &jsonrpc.Error{
 				Code:    jsonrpc.CodeInvalidParams,
 				Message: fmt.Sprintf("invalid _meta field %q", MetaKeyClientInfo),
 			}
 		}
 	}
-	capabilities, ok := decodeMetaValue[*clientCapabilitiesV2](meta, MetaKeyClientCapabilities)
-	if !ok {
+	var capabilities *clientCapabilitiesV2
+	if !decodeMetaRaw(meta.ClientCapabilities, &capabilities) {
 		return nil, &jsonrpc.Error{
 			Code:    jsonrpc.CodeInvalidParams,
 			Message: fmt.Sprintf("missing or invalid _meta field %q", MetaKeyClientCapabilities),
 		}
 	}
-	logLevel, _ := decodeMetaValue[LoggingLevel](meta, MetaKeyLogLevel)
+	var logLevel LoggingLevel
+	decodeMetaRaw(meta.LogLevel, &logLevel)
 	return &validatedMeta{usesNewProtocol: true, initializeParams: &InitializeParams{
 		ProtocolVersion: protocolVersion,
 		Capabilities:    capabilities.toV1(),
 		ClientInfo:      clientInfo,
 	}, logLevel: logLevel}, nil
+}
+
+// metaFields are the `_meta` keys of a request that select and describe
+// the new protocol, undecoded. A key absent from `_meta` is nil; a key
+// present with the value null is "null".
+type metaFields struct {
+	ProtocolVersion    json.RawMessage `json:"io.modelcontextprotocol/protocolVersion"`
+	ClientInfo         json.RawMessage `json:"io.modelcontextprotocol/clientInfo"`
+	ClientCapabilities json.RawMessage `json:"io.modelcontextprotocol/clientCapabilities"`
+	LogLevel           json.RawMessage `json:"io.modelcontextprotocol/logLevel"`
+}
+
+// extractMetaFields reads metaFields from a request's raw params; ok is
+// false where extractRequestMeta would return nil (no params, params that
+// do not decode, no `_meta` object).
+func extractMetaFields(rawParams json.RawMessage) (_ metaFields, ok bool) {
+	if len(rawParams) == 0 {
+		return metaFields{}, false
+	}
+	var params struct {
+		Meta *metaFields `json:"_meta"`
+	}
+	if err := internaljson.Unmarshal(rawParams, &params); err != nil || params.Meta == nil {
+		return metaFields{}, false
+	}
+	return *params.Meta, true
+}
+
+// metaProtocolVersion is the string value of `_meta`'s protocolVersion in
+// a request's raw params, or "".
+func metaProtocolVersion(rawParams json.RawMessage) string {
+	meta, ok := extractMetaFields(rawParams)
+	if !ok {
+		return ""
+	}
+	var v string
+	if internaljson.Unmarshal(meta.ProtocolVersion, &v) != nil {
+		return ""
+	}
+	return v
+}
+
+// decodeMetaRaw decodes one `_meta` value into v, as decodeMetaValue does
+// from the decoded map: false if it is absent, null, or not of v's type.
+func decodeMetaRaw(raw json.RawMessage, v any) bool {
+	if raw == nil || string(raw) == "null" {
+		return false
+	}
+	return internaljson.Unmarshal(raw, v) == nil
 }
 
 // A Request is a method request with parameters and additional information, such as the session.

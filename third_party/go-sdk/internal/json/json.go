@@ -54,6 +54,13 @@ func Unmarshal(data []byte, v any) error {
 // nesting of JSON objects and arrays exceeds maxDepth. It is a lightweight pass which
 // tracks '{' and '[' against '}' and ']' while skipping over the contents of strings.
 func checkMaxDepth(data []byte, maxDepth int) error {
+	// mcpgate patch 4 (see third_party/go-sdk/PATCHES.md): every level of
+	// nesting takes a byte, so data no longer than maxDepth cannot nest
+	// past it, and the scan is skipped. Most MCP messages are that short,
+	// and Unmarshal runs several times per message.
+	if len(data) <= maxDepth {
+		return nil
+	}
 	var (
 		depth    int
 		inString bool

@@ -311,3 +311,18 @@ func TestUnmarshalPatchAllocatesNoReadBuffer(t *testing.T) {
 		t.Errorf("Unmarshal allocates %d bytes per small message, want under 16384", per)
 	}
 }
+
+// TestCheckMaxDepthPatchBoundary holds mcpgate patch 4 to the scan it
+// skips: at every length around the limit, the answer is the scan's.
+func TestCheckMaxDepthPatchBoundary(t *testing.T) {
+	const limit = 4
+	for n := 0; n <= 2*limit; n++ {
+		for _, data := range []string{strings.Repeat("[", n), strings.Repeat("{", n), strings.Repeat("[", n) + strings.Repeat("]", n)} {
+			err := checkMaxDepth([]byte(data), limit)
+			opens := strings.Count(data, "[") + strings.Count(data, "{")
+			if want := opens > limit; (err != nil) != want {
+				t.Errorf("checkMaxDepth(%q, %d) = %v, want depth error %v", data, limit, err, want)
+			}
+		}
+	}
+}

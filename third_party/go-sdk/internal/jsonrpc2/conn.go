@@ -682,6 +682,7 @@ func (c *Connection) handleAsync() {
 		releaser := &releaser{ch: make(chan struct{})}
 		ctx := context.WithValue(req.ctx, asyncKey, releaser)
 		go func() {
+			growStack(len(req.Method)) // mcpgate patch 3 (PATCHES.md)
 			defer releaser.release(true)
 			result, err := c.handler.Handle(ctx, req.Request)
 			c.processResult(c.handler, req, result, err)
@@ -819,3 +820,24 @@ func (ic notDone) Value(key any) any {
 func (notDone) Done() <-chan struct{}       { return nil }
 func (notDone) Err() error                  { return nil }
 func (notDone) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// growStackBytes is how much stack growStack claims (mcpgate patch 3): the
+// handler goroutine ends up on a 16 KiB stack, the largest size the runtime
+// serves from its per-P cache.
+const growStackBytes = 10 << 10
+
+// growStack grows the calling goroutine's stack once, while it is shallow
+// (mcpgate patch 3, see PATCHES.md). Every request is handled on a new
+// goroutine, which starts on a small stack; the handler's depth (the
+// middleware chain, JSON decoding, the JSON Schema validator's 4 KiB frames)
+// then grew it several times, and each growth copies and adjusts every
+// frame on the stack. Growing it here, under two frames, is cheap.
+//
+//go:noinline
+func growStack(i int) byte {
+	var pad [growStackBytes]byte
+	// Index with a value the compiler cannot know, so that the array, and
+	// with it the frame, is not optimized away.
+	pad[i%len(pad)] = byte(i)
+	return pad[(i/2)%len(pad)]
+}
