@@ -26,7 +26,8 @@
 # url: upstream, not its child).
 #
 # Usage: bench/run.sh [-d DURATION] [-w WARMUP] [-c "1 16 64"] [-r ROUNDS]
-#                     [-o RESULTS.jsonl] [--bare-vs-bare | --forwarder | --upstream http|stdio]
+#                     [-o RESULTS.jsonl]
+#                     [--bare-vs-bare | --forwarder | --in-process | --upstream http|stdio]
 #                     [--sessions N] [--session-rounds R]
 #   -d   measured duration per run (default 10s)
 #   -w   unmeasured warm-up per run (default 2s)
@@ -42,6 +43,12 @@
 #                   its tool server in a process of its own, on this machine
 #   --forwarder-args A  flags for bench/forward, e.g. "-server sdk -client
 #                       sdk" to measure the go-sdk's two hops alone
+#   --in-process    mcpgate serves the demo inside its own process
+#                   (upstreams.demo.insecure_in_process: true) instead of as
+#                   a sandboxed stdio child: the bare server and mcpgate
+#                   then run the same server in one process each, so the
+#                   ratio prices mcpgate's pipeline alone (issue 8's
+#                   in-process demo scenario)
 #   --upstream http   start "mcpgate demo --listen" once; measure it directly
 #                     and through mcpgate with it as a url: upstream
 #   --upstream stdio  mcpgate runs the demo as a stdio child (builtin: demo);
@@ -68,7 +75,7 @@
 # Exits non-zero if any call failed or a server did not start.
 set -euo pipefail
 
-duration=10s warmup=2s concurrencies="1 16 64" rounds=1 keep="" bare_vs_bare=0 forwarder=0 upstream=""
+duration=10s warmup=2s concurrencies="1 16 64" rounds=1 keep="" bare_vs_bare=0 forwarder=0 in_process=0 upstream=""
 sessions=0 session_rounds=2 session_settle=2s upstream_version="" rate=0 forwarder_args=""
 while (($#)); do
 	case $1 in
@@ -79,6 +86,7 @@ while (($#)); do
 	-o) keep=$2; shift 2 ;;
 	--bare-vs-bare) bare_vs_bare=1; shift ;;
 	--forwarder) forwarder=1; shift ;;
+	--in-process) in_process=1; shift ;;
 	--forwarder-args) forwarder=1 forwarder_args=$2; shift 2 ;;
 	--upstream) upstream=$2; shift 2 ;;
 	--upstream-version) upstream_version=$2; shift 2 ;;
@@ -95,8 +103,8 @@ case $upstream in
 "" | http | stdio) ;;
 *) echo "run.sh: --upstream takes http or stdio, not $upstream" >&2; exit 2 ;;
 esac
-if ((bare_vs_bare + forwarder > 1)) || { ((bare_vs_bare + forwarder)) && [[ -n $upstream ]]; }; then
-	echo "run.sh: --bare-vs-bare, --forwarder and --upstream do not combine" >&2
+if ((bare_vs_bare + forwarder + in_process > 1)) || { ((bare_vs_bare + forwarder + in_process)) && [[ -n $upstream ]]; }; then
+	echo "run.sh: --bare-vs-bare, --forwarder, --in-process and --upstream do not combine" >&2
 	exit 2
 fi
 # base names the baseline server in results and tables. The targets are
@@ -188,7 +196,8 @@ new_key() {
 
 # start_gateway KEY VAR [UPSTREAM_URL]: writes the config, starts mcpgate and
 # stores its endpoint URL in VAR. Its one upstream is the demo: a stdio child
-# (builtin: demo), or the server at UPSTREAM_URL if given. The whole pipeline
+# (builtin: demo), served in process (--in-process), or the server at
+# UPSTREAM_URL if given. The whole pipeline
 # is on: API-key auth, a deny-by-default policy with one rule, the tools'
 # input schemas (echo declares {message: string}; every call's arguments
 # are validated against it), rate and concurrency limits, and the audit log
@@ -197,6 +206,7 @@ start_gateway() {
 	local key=$1 port digest pin="" up
 	[[ -n $upstream_version ]] && pin=", protocol_version: \"$upstream_version\""
 	up="{builtin: demo, namespace: \"\"$pin}"
+	((in_process)) && up="{builtin: demo, namespace: \"\", insecure_in_process: true$pin}"
 	[[ -n ${3:-} ]] && up="{url: \"$3\", namespace: \"\"$pin}"
 	port=$(free_port)
 	digest=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
@@ -477,7 +487,9 @@ start_servers() {
 	fi
 	spid[gateway]=${pids[-1]}
 	pair+=("${pids[-1]}")
-	echo "$base: $bare  gateway: $gateway  upstream: ${upstream:-stdio (builtin demo)}" >&2
+	local served="stdio (builtin demo)"
+	((in_process)) && served="in process (builtin demo, insecure_in_process)"
+	echo "$base: $bare  gateway: $gateway  upstream: ${upstream:-$served}" >&2
 	((forwarder)) && echo "the \"gateway\" column is bench/forward ${forwarder_args:-(raw)}, no checks: a ceiling, not mcpgate" >&2
 	return 0
 }
@@ -581,6 +593,9 @@ main() {
 	fi
 	target
 	if ((!bare_vs_bare && !forwarder)); then
+		# Stopped first, so the gateway drains and signs its final
+		# checkpoint: the whole log is then verified, not just chained.
+		stop_servers
 		echo
 		verify_audit || failed=1
 	fi

@@ -190,6 +190,8 @@ func checkUpstream(r *checkReport, name string, u config.Upstream) {
 		}
 	}
 	switch {
+	case u.IsInProcess():
+		r.add(severityWarning, key+".insecure_in_process", "this upstream runs inside the gateway's own process: no sandbox, no process boundary")
 	case u.InsecureNoSandbox:
 		r.add(severityWarning, key+".insecure_no_sandbox", "this upstream runs unsandboxed, with the gateway's user, files and network")
 	case u.IsStdio():

@@ -255,7 +255,7 @@ func reloadOnHangup(g *gateway.Gateway) (stop func()) {
 func relaxLimits(cfg *config.Config, name string, logger *slog.Logger) {
 	caps := sandbox.Probe()
 	u, ok := cfg.Upstreams[name]
-	if !ok || caps.CgroupsErr == nil || u.InsecureNoSandbox {
+	if !ok || caps.CgroupsErr == nil || u.InsecureNoSandbox || !u.IsStdio() {
 		return
 	}
 	sb := config.Sandbox{}

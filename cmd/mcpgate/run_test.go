@@ -55,6 +55,13 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check jwt.yaml: code %d: %s %s; want ok with a warning", code, out, errOut)
 	}
 
+	inProcess := filepath.Join(t.TempDir(), "inprocess.yaml")
+	os.WriteFile(inProcess, []byte("auth: {insecure_disable_auth: true}\nupstreams:\n  demo: {builtin: demo, insecure_in_process: true}\n"), 0o600)
+	code, out, errOut = runCLI(t, "check", "--config", inProcess)
+	if code != exitOK || !strings.Contains(out, "warning: "+inProcess+": upstreams.demo.insecure_in_process: this upstream runs inside the gateway's own process") {
+		t.Fatalf("check inprocess.yaml: code %d: %s %s; want ok with a warning", code, out, errOut)
+	}
+
 	if code, _, _ := runCLI(t, "check"); code != exitUsage {
 		t.Fatalf("check without --config: code %d, want %d", code, exitUsage)
 	}

@@ -122,7 +122,8 @@ type APIKey struct {
 // it must follow.
 type Upstream struct {
 	// Builtin names mcpgate's own demo server (BuiltinDemo), run as a stdio
-	// child: the mcpgate binary re-executed.
+	// child: the mcpgate binary re-executed (or, with InsecureInProcess,
+	// served inside the gateway).
 	Builtin string `yaml:"builtin"`
 	// Command is the argv of a stdio child. Command[0] is used as written: a
 	// bare program name is looked up in PATH.
@@ -181,6 +182,13 @@ type Upstream struct {
 	// mcpgate's own user: for hosts without the kernel features (the
 	// gateway then refuses to start it otherwise). Warned at every start.
 	InsecureNoSandbox bool `yaml:"insecure_no_sandbox"`
+	// InsecureInProcess serves a builtin upstream inside the gateway's own
+	// process (over an in-memory transport) instead of as a sandboxed
+	// child: no sandbox and no process boundary between it and the
+	// gateway's keys. For benchmarks that price the gateway's pipeline
+	// alone, and for trying mcpgate where nothing can be sandboxed.
+	// Warned at every start.
+	InsecureInProcess bool `yaml:"insecure_in_process"`
 	// InsecurePlaintext allows an http:// url to a non-loopback host.
 	InsecurePlaintext bool `yaml:"insecure_plaintext"`
 }

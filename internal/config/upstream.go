@@ -126,7 +126,13 @@ func (v Value) Resolve() (secret.Secret, error) {
 }
 
 // IsStdio reports whether u is run as a stdio child (builtin or command).
-func (u Upstream) IsStdio() bool { return u.Builtin != "" || u.Command != nil }
+func (u Upstream) IsStdio() bool {
+	return (u.Builtin != "" && !u.InsecureInProcess) || u.Command != nil
+}
+
+// IsInProcess reports whether u is a builtin served inside the gateway's
+// own process (insecure_in_process).
+func (u Upstream) IsInProcess() bool { return u.Builtin != "" && u.InsecureInProcess }
 
 // IsRemote reports whether u is a remote Streamable HTTP server (url).
 func (u Upstream) IsRemote() bool { return u.URL != "" }
@@ -187,6 +193,13 @@ func (u Upstream) validate(name, key string, add addFunc) {
 		add(key, "set exactly one of builtin, command or url")
 	}
 	stdio, remote := u.IsStdio(), u.IsRemote()
+	stdioOnly := "applies to stdio upstreams (builtin or command) only"
+	if u.IsInProcess() {
+		stdioOnly = "applies to stdio children only, not to a builtin served in process (insecure_in_process)"
+	}
+	if u.InsecureInProcess && u.Builtin == "" {
+		add(key+".insecure_in_process", "applies to builtin upstreams only: a command or a url cannot run inside the gateway")
+	}
 
 	if u.Builtin != "" && u.Builtin != BuiltinDemo {
 		add(key+".builtin", "unknown built-in %q (known: %s)", u.Builtin, BuiltinDemo)
@@ -204,7 +217,7 @@ func (u Upstream) validate(name, key string, add addFunc) {
 		}
 	}
 	if u.Env != nil && !stdio {
-		add(key+".env", "applies to stdio upstreams (builtin or command) only")
+		add(key+".env", "%s", stdioOnly)
 	}
 	for _, n := range slices.Sorted(maps.Keys(u.Env)) {
 		v, vkey := u.Env[n], key+".env."+n
@@ -221,7 +234,7 @@ func (u Upstream) validate(name, key string, add addFunc) {
 	}
 	if u.Dir != "" {
 		if !stdio {
-			add(key+".dir", "applies to stdio upstreams (builtin or command) only")
+			add(key+".dir", "%s", stdioOnly)
 		} else if fi, err := os.Stat(u.Dir); err != nil {
 			add(key+".dir", "cannot use: %v", err)
 		} else if !fi.IsDir() {
@@ -280,7 +293,7 @@ func (u Upstream) validate(name, key string, add addFunc) {
 	case InstancesShared:
 	case InstancesPerPrincipal:
 		if !stdio {
-			add(key+".instances", "%s applies to stdio upstreams (builtin or command) only", InstancesPerPrincipal)
+			add(key+".instances", "%s %s", InstancesPerPrincipal, stdioOnly)
 		}
 	default:
 		add(key+".instances", "%q must be %s or %s", u.Instances, InstancesShared, InstancesPerPrincipal)
@@ -319,12 +332,12 @@ func (u Upstream) validate(name, key string, add addFunc) {
 		}
 	}
 	if !stdio && u.InsecureNoSandbox {
-		add(key+".insecure_no_sandbox", "applies to stdio upstreams (builtin or command) only")
+		add(key+".insecure_no_sandbox", "%s", stdioOnly)
 	}
 	if u.Sandbox != nil {
 		switch {
 		case !stdio:
-			add(key+".sandbox", "applies to stdio upstreams (builtin or command) only")
+			add(key+".sandbox", "%s", stdioOnly)
 		case u.InsecureNoSandbox:
 			add(key+".sandbox", "has no effect with insecure_no_sandbox: true; remove one")
 		default:

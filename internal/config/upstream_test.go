@@ -151,6 +151,18 @@ func TestUpstreamProblems(t *testing.T) {
 			"upstreams.x.sandbox.network.allow[0]", "must be host:port"},
 		{"insecure_no_sandbox on a url upstream", "  x: {url: \"https://h/mcp\", insecure_no_sandbox: true}\n",
 			"upstreams.x.insecure_no_sandbox", "applies to stdio upstreams"},
+		{"insecure_in_process on a command", "  x: {command: [a], insecure_no_sandbox: true, insecure_in_process: true}\n",
+			"upstreams.x.insecure_in_process", "applies to builtin upstreams only"},
+		{"insecure_in_process on a url upstream", "  x: {url: \"https://h/mcp\", insecure_in_process: true}\n",
+			"upstreams.x.insecure_in_process", "applies to builtin upstreams only"},
+		{"sandbox in process", "  x: {builtin: demo, insecure_in_process: true, sandbox: {memory: 1GiB}}\n",
+			"upstreams.x.sandbox", "not to a builtin served in process (insecure_in_process)"},
+		{"insecure_no_sandbox in process", "  x: {builtin: demo, insecure_in_process: true, insecure_no_sandbox: true}\n",
+			"upstreams.x.insecure_no_sandbox", "not to a builtin served in process"},
+		{"env in process", "  x: {builtin: demo, insecure_in_process: true, env: {A: b}}\n",
+			"upstreams.x.env", "not to a builtin served in process"},
+		{"per-principal in process", "  x: {builtin: demo, insecure_in_process: true, instances: per-principal}\n",
+			"upstreams.x.instances", "not to a builtin served in process"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

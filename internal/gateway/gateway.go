@@ -275,6 +275,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 			g.logger.Warn("UPSTREAM RUNS UNSANDBOXED: it has the gateway's user, files and network", "upstream", name,
 				"key", "upstreams."+name+".insecure_no_sandbox")
 		}
+		if u.IsInProcess() {
+			g.logger.Warn("UPSTREAM RUNS INSIDE THE GATEWAY: no sandbox and no process boundary between it and the gateway's memory, keys and network",
+				"upstream", name, "key", "upstreams."+name+".insecure_in_process")
+		}
 	}
 	return g.catalog.Start(ctx)
 }

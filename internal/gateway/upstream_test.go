@@ -634,3 +634,45 @@ func TestUpstreamProtocolPinned(t *testing.T) {
 		}
 	}
 }
+
+// TestInProcessUpstream serves the builtin demo inside the gateway
+// (insecure_in_process): calls reach it in both eras through the whole
+// pipeline, the start says loudly that it is not isolated, and closing the
+// gateway stops it.
+func TestInProcessUpstream(t *testing.T) {
+	logs := &syncBuffer{}
+	tg := newLoggedTestGateway(t, func(c *config.Config) {
+		u := c.Upstreams["demo"]
+		u.InsecureInProcess = true
+		c.Upstreams["demo"] = u
+	}, slog.New(slog.NewTextHandler(logs, nil)))
+	awaitTool(t, tg, "echo")
+	if !strings.Contains(logs.String(), "UPSTREAM RUNS INSIDE THE GATEWAY") || !strings.Contains(logs.String(), "upstreams.demo.insecure_in_process") {
+		t.Errorf("the start did not warn of the in-process upstream:\n%s", logs.String())
+	}
+	if resp, b := tg.post(t, tg.keyA, echoCall(1), modernHeaders("tools/call", "echo")); resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"hi"`) {
+		t.Fatalf("modern echo: %d %s", resp.StatusCode, b)
+	}
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	sid, err := openLegacySession(client, tg.URL, tg.keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := httpCall(client, tg.URL, tg.keyA, sid); err != nil {
+		t.Fatalf("legacy echo: %v", err)
+	}
+	const served = "internal/demo.(*Demo).ServeStdio"
+	if !strings.Contains(goroutineStacks(), served) {
+		t.Fatal("no demo server runs in the gateway's process")
+	}
+	tg.Close()
+	if stacks := goroutineStacks(); strings.Contains(stacks, served) {
+		t.Fatalf("the in-process demo outlived the gateway:\n%s", stacks)
+	}
+}
+
+func goroutineStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}

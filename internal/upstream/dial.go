@@ -102,9 +102,12 @@ func SpecsFromConfig(cfg *config.Config, builtin func(name string) ([]string, er
 			spec.Tighten[tool] = raw
 		}
 		var err error
-		if u.IsRemote() {
+		switch {
+		case u.IsRemote():
 			spec.Dial, err = remoteDialer(name, u)
-		} else {
+		case u.IsInProcess():
+			spec.Dial = inProcessDialer(logger.With("upstream", name))
+		default:
 			spec.StateDirs = true
 			base := sandboxUIDBase(name)
 			if other, ok := uidOwners[base]; ok {
