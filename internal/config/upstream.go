@@ -125,7 +125,8 @@ func (v Value) Resolve() (secret.Secret, error) {
 	return secret.New(v.Literal), nil
 }
 
-// IsStdio reports whether u is run as a stdio child (builtin or command).
+// IsStdio reports whether u is run as a stdio child: a command, or a builtin
+// not served in process.
 func (u Upstream) IsStdio() bool {
 	return (u.Builtin != "" && !u.InsecureInProcess) || u.Command != nil
 }
