@@ -2,11 +2,12 @@ package upstream
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/strictjson"
 )
 
 // The SDK reads an upstream's messages in order but hands notifications to
@@ -100,6 +101,7 @@ func gated(method string) bool {
 type sseGate struct {
 	body io.ReadCloser
 	gate *relayGate
+	buf  []byte // one read from body, reused
 	in   []byte // read, not yet split into lines
 	out  []byte // released to the reader
 	data []byte // the current event's data
@@ -120,9 +122,11 @@ func (s *sseGate) Read(p []byte) (int, error) {
 			}
 			return 0, s.err
 		}
-		buf := make([]byte, 4096)
-		n, err := s.body.Read(buf)
-		s.in = append(s.in, buf[:n]...)
+		if s.buf == nil {
+			s.buf = make([]byte, 4096)
+		}
+		n, err := s.body.Read(s.buf)
+		s.in = append(s.in, s.buf[:n]...)
 		s.err = err
 	}
 	n := copy(p, s.out)
@@ -172,20 +176,30 @@ const (
 	eventGated
 )
 
-// classify names the kind of the event whose data has been collected.
+// classify names the kind of the event whose data has been collected. The
+// strict JSON gate's scanner reads just the routing of the message, without
+// decoding the rest (a result may be large); its limits are lifted, as the
+// SDK decodes the event whatever its size. Data it refuses (not one strict
+// JSON-RPC message) is "other": the kind only orders relaying, and the SDK
+// makes of such data what it will.
 func (s *sseGate) classify() int {
-	var msg struct {
-		Method string          `json:"method"`
-		ID     json.RawMessage `json:"id"`
+	if len(s.data) == 0 {
+		return eventOther
 	}
-	if len(s.data) == 0 || json.Unmarshal(s.data, &msg) != nil {
+	msg, err := strictjson.ParseMessage(s.data, eventLimits(len(s.data)))
+	if err != nil {
 		return eventOther
 	}
 	switch {
-	case msg.Method == "" && len(msg.ID) > 0:
+	case msg.Kind == strictjson.Response:
 		return eventResponse
-	case msg.ID == nil && gated(msg.Method):
+	case msg.Kind == strictjson.Notification && gated(msg.Method):
 		return eventGated
 	}
 	return eventOther
+}
+
+// eventLimits are limits no event of n bytes can exceed.
+func eventLimits(n int) strictjson.Limits {
+	return strictjson.Limits{MaxBytes: n, MaxDepth: n, MaxStringBytes: n, MaxObjectMembers: n, MaxArrayLen: n}
 }

@@ -78,3 +78,29 @@ func FuzzSSEGate(f *testing.F) {
 		}
 	})
 }
+
+func TestSSEGateClassify(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       int
+	}{
+		{"response", `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"x"}]}}`, eventResponse},
+		{"error response", `{"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"m"}}`, eventResponse},
+		{"progress", `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1}}`, eventGated},
+		{"log message", `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}`, eventGated},
+		{"other notification", `{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`, eventOther},
+		{"request", `{"jsonrpc":"2.0","id":9,"method":"notifications/progress"}`, eventOther},
+		{"not JSON", `{"jsonrpc":`, eventOther},
+		{"case variant", `{"jsonrpc":"2.0","ID":1,"result":{}}`, eventOther},
+		{"empty", ``, eventOther},
+		// Past the strict gate's default limits (a 2 MiB string): still read.
+		{"large result", `{"jsonrpc":"2.0","id":1,"result":{"text":"` + strings.Repeat("x", 2<<20) + `"}}`, eventResponse},
+		{"deep result", `{"jsonrpc":"2.0","id":1,"result":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`, eventResponse},
+	}
+	for _, tt := range tests {
+		s := &sseGate{data: []byte(tt.data)}
+		if got := s.classify(); got != tt.want {
+			t.Errorf("%s: classify = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
