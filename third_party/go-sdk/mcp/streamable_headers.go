@@ -13,8 +13,11 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"weak"
 
 	internaljson "github.com/modelcontextprotocol/go-sdk/internal/json"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -79,9 +82,31 @@ type paramHeaderBinding struct {
 	Header string
 }
 
+// paramHeaderCache memoizes extractParamHeaderAnnotations per tool
+// definition (mcpgate patch 5, see PATCHES.md): it ran on every tools/call a
+// client sends or a server receives in the 2026-07-28 protocol, and
+// re-marshaled the tool's whole input schema each time. Keys are weak
+// pointers; an entry is deleted when its tool is collected. A tool's
+// InputSchema must not change once the tool is in use (AddTool and list
+// results make fresh Tools).
+var paramHeaderCache sync.Map // weak.Pointer[Tool] -> []paramHeaderBinding
+
 // extractParamHeaderAnnotations returns the bindings for every property in
-// the tool's InputSchema that has an x-mcp-header annotation
+// the tool's InputSchema that has an x-mcp-header annotation. The result is
+// shared: callers must not modify it.
 func extractParamHeaderAnnotations(tool *Tool) []paramHeaderBinding {
+	key := weak.Make(tool)
+	if v, ok := paramHeaderCache.Load(key); ok {
+		return v.([]paramHeaderBinding)
+	}
+	bindings := extractParamHeaderAnnotationsUncached(tool)
+	if _, loaded := paramHeaderCache.LoadOrStore(key, bindings); !loaded {
+		runtime.AddCleanup(tool, func(k weak.Pointer[Tool]) { paramHeaderCache.Delete(k) }, key)
+	}
+	return bindings
+}
+
+func extractParamHeaderAnnotationsUncached(tool *Tool) []paramHeaderBinding {
 	props := unmarshalSchemaProperties(tool.InputSchema)
 	if len(props) == 0 {
 		return nil
