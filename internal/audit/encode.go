@@ -60,34 +60,33 @@ func appendRecord(dst []byte, r recordOut) ([]byte, error) {
 }
 
 // appendField appends ,"key":"value", or nothing if omitEmpty and value
-// is empty. Keys are plain ASCII and need no escaping.
+// is empty.
 func appendField(b []byte, key, value string, omitEmpty bool) []byte {
 	if omitEmpty && value == "" {
 		return b
 	}
+	return appendString(appendKey(b, key), value)
+}
+
+// appendKey appends ,"key": (keys are plain ASCII and need no escaping).
+func appendKey(b []byte, key string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, key...)
-	b = append(b, '"', ':')
-	return appendString(b, value)
+	return append(b, '"', ':')
 }
 
 func appendInt(b []byte, key string, v int64, omitEmpty bool) []byte {
 	if omitEmpty && v == 0 {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	return strconv.AppendInt(b, v, 10)
+	return strconv.AppendInt(appendKey(b, key), v, 10)
 }
 
 func appendStrings(b []byte, key string, vs []string) []byte {
 	if len(vs) == 0 {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, `":[`...)
+	b = append(appendKey(b, key), '[')
 	for i, v := range vs {
 		if i > 0 {
 			b = append(b, ',')
