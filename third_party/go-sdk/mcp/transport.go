@@ -739,6 +739,13 @@ func (t *ioConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 func readBatch(data []byte) (msgs []jsonrpc.Message, isBatch bool, _ error) {
 	// Try to read an array of messages first.
 	var rawBatch []json.RawMessage
+	// mcpgate patch 6 (PATCHES.md): only input that begins with '[' or 'n'
+	// (null) can decode into a slice; anything else would fail, at the cost
+	// of a parse and a type error, and fall through to the single message.
+	if !mayBeBatch(data) {
+		msg, err := jsonrpc2.DecodeMessage(data)
+		return []jsonrpc.Message{msg}, false, err
+	}
 	if err := internaljson.Unmarshal(data, &rawBatch); err == nil {
 		if len(rawBatch) == 0 {
 			return nil, true, fmt.Errorf("empty batch")
@@ -755,6 +762,22 @@ func readBatch(data []byte) (msgs []jsonrpc.Message, isBatch bool, _ error) {
 	// Try again with a single message.
 	msg, err := jsonrpc2.DecodeMessage(data)
 	return []jsonrpc.Message{msg}, false, err
+}
+
+// mayBeBatch reports whether data's first byte past JSON whitespace is '['
+// or 'n': the only starts of a value that decodes into a slice (an array,
+// or null). mcpgate patch 6.
+func mayBeBatch(data []byte) bool {
+	for _, c := range data {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '[', 'n':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 func (t *ioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
