@@ -85,7 +85,7 @@ func (c *Catalog) checkResult(u *Upstream, name, exposed string, res *mcp.CallTo
 			}
 		}
 	}
-	if limit := u.spec.MaxResultBytes; limit > 0 {
+	if limit := u.spec.MaxResultBytes; limit > 0 && !textWithin(res, limit) {
 		b, err := json.Marshal(res)
 		if err != nil {
 			return badResult(u, name, "its result does not marshal")
@@ -95,6 +95,32 @@ func (c *Catalog) checkResult(u *Upstream, name, exposed string, res *mcp.CallTo
 		}
 	}
 	return nil
+}
+
+// textWithin reports, without marshaling it, whether res is a result of
+// plain text contents alone whose JSON cannot exceed limit bytes: at most
+// 6 bytes per byte of text (the longest escape, \u00XX, or \ufffd for an
+// invalid byte) and a generous allowance for the fixed parts. When it
+// says no, the result is marshaled and measured exactly. Most results are
+// small text, and marshaling each of them only to measure it cost 2% of
+// the gateway's CPU.
+func textWithin(res *mcp.CallToolResult, limit int64) bool {
+	if len(res.Meta) > 0 || res.StructuredContent != nil || res.InputRequests != nil {
+		return false
+	}
+	const fixed, perContent, perByte = 64, 32, 6
+	size := int64(fixed)
+	for _, content := range res.Content {
+		t, ok := content.(*mcp.TextContent)
+		if !ok || t.Meta != nil || t.Annotations != nil {
+			return false
+		}
+		size += perContent + perByte*int64(len(t.Text))
+		if size > limit {
+			return false
+		}
+	}
+	return true
 }
 
 // badResult is the error a client gets for a result the gateway refused.
