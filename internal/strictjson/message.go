@@ -60,6 +60,7 @@ type Message struct {
 func ParseMessage(data []byte, lim Limits) (*Message, error) {
 	var s scanner
 	s.init(data, lim)
+	defer s.release()
 	s.route = true
 	if err := s.run(); err != nil {
 		return nil, err

@@ -71,6 +71,31 @@ func TestParseMessageDoesNotAlias(t *testing.T) {
 	}
 }
 
+// TestParseMessageOwnsItsStrings: a Message keeps its strings when later
+// scans reuse the scratch space its own scan had (the pool), and an error
+// keeps its reason.
+func TestParseMessageOwnsItsStrings(t *testing.T) {
+	first, err := ParseMessage([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"first-tool","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`), DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bad := ParseMessage([]byte(`{"jsonrpc":"2.0","id":1,"method":"m","params":{"NAME":"x"}}`), DefaultLimits())
+	for range 100 {
+		if _, err := ParseMessage([]byte(`{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}}`), DefaultLimits()); err != nil {
+			t.Fatal(err)
+		}
+		if err := Check([]byte(`{"aaaaaaaaaaaaaaaaaaaa":{"bbbbbbbbbbbbbbbbbbbbbbbb":"cccccccccccccccccccccccccccc"}}`), DefaultLimits()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if first.Method != "tools/call" || first.Name != "first-tool" || first.ProtocolVersion != "2026-07-28" {
+		t.Fatalf("a later scan changed an earlier Message: %+v", first)
+	}
+	if bad == nil || !strings.Contains(bad.Error(), `non-canonical key "NAME" at $.params, expected "name"`) {
+		t.Fatalf("a later scan changed an earlier error: %v", bad)
+	}
+}
+
 func TestParseMessageRejects(t *testing.T) {
 	tests := []struct {
 		name   string

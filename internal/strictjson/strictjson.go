@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -100,6 +101,7 @@ func (e *Error) Error() string {
 func Check(data []byte, lim Limits) error {
 	var s scanner
 	s.init(data, lim)
+	defer s.release()
 	if err := s.run(); err != nil {
 		return err
 	}
@@ -141,11 +143,22 @@ type scanner struct {
 
 	route bool    // ParseMessage wants the routing fields in msg
 	msg   capture // kept inline (not a pointer) so the scanner stays on the stack
+
+	scratch *scratch // from scratchPool, until release
+}
+
+// release returns the scanner's scratch to the pool; s is done.
+func (s *scanner) release() {
+	scratchPool.Put(s.scratch)
+	*s = scanner{}
 }
 
 // scratch holds the initial backing stores of the scanner's slices, so a
-// typical message needs exactly one allocation. It holds no pointers, which
-// keeps that allocation cheap for the runtime and invisible to the GC.
+// typical message needs no allocation of its own. It holds no pointers,
+// and nothing a scan returns points into it (strings are copied out), so
+// it goes back to scratchPool when the scan ends: every request and every
+// relayed upstream event is scanned, and a fresh 1.8 KiB per scan was
+// 3.5% of the gateway's CPU with an HTTP upstream.
 type scratch struct {
 	frames [16]frame
 	keys   [32]keyEntry
@@ -154,8 +167,13 @@ type scratch struct {
 	strs   [128]byte
 }
 
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// init readies s to scan data; release must follow when the scan's
+// results have been copied out.
 func (s *scanner) init(data []byte, lim Limits) {
-	sc := new(scratch)
+	sc := scratchPool.Get().(*scratch)
+	s.scratch = sc
 	s.data = data
 	s.lim = lim.withDefaults()
 	s.frames = sc.frames[:0]
