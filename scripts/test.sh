@@ -21,8 +21,11 @@ step "staticcheck"
 go run "$STATICCHECK" ./...
 
 step "go test: the patches to vendored modules (third_party/*/PATCHES.md)"
-(cd third_party/go-sdk && go vet ./internal/json/ ./mcp/ && go test -count=1 ./internal/json/ && go test -count=1 -run TestPatch ./mcp/)
+(cd third_party/go-sdk && go vet ./internal/json/ ./internal/jsonrpc2/ ./mcp/ && go test -count=1 ./internal/json/ && go test -count=1 -run TestPatch ./mcp/)
 (cd third_party/segmentio-encoding && go test -count=1 -run 'TestPatch' ./json/)
+
+step "go test: the go-sdk's own v1.8.0 tests against the patched copy"
+./scripts/sdk-upstream-tests.sh
 
 step "go test -race (unit, integration, interop with real npm clients and the conformance suite)"
 # MCPGATE_REQUIRE_INTEROP turns a missing npm install into a failure

@@ -7,8 +7,8 @@ import (
 )
 
 // TestSDKLogLevel: at the default level the SDK's per-session INFO lines
-// (three for every 2026-07-28 request) are not logged, its warnings are;
-// at debug everything is.
+// (three for every legacy session, and for a 2026-07-28 request it does not
+// serve directly) are not logged, its warnings are; at debug everything is.
 func TestSDKLogLevel(t *testing.T) {
 	for _, tc := range []struct {
 		level        slog.Level
@@ -18,9 +18,7 @@ func TestSDKLogLevel(t *testing.T) {
 			var buf syncBuffer
 			logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level}))
 			tg := newLoggedTestGateway(t, nil, logger)
-			if r := callTool(t, tg, tg.keyA, "pid"); r.Error != nil {
-				t.Fatalf("call: %+v", r.Error)
-			}
+			legacyInit(t, tg, tg.keyA)
 			if got := strings.Contains(buf.String(), "server session connected"); got != tc.wantSessions {
 				t.Errorf("at %s, the SDK's session lines logged: %v, want %v", tc.level, got, tc.wantSessions)
 			}

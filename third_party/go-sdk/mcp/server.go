@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1393,6 +1394,43 @@ func (s *Server) bind(mcpConn Connection, conn *jsonrpc2.Connection, state *Serv
 	s.mu.Unlock()
 	s.opts.Logger.Info("server session connected", "session_id", ss.ID())
 	return ss
+}
+
+// directSession is the session of one stateless call that the streamable
+// transport serves without a jsonrpc2 connection (mcpgate patch 7,
+// PATCHES.md). It is what bind and Connect make, less what a connection needs:
+// it is not listed among the server's sessions (nothing can reach it after
+// its one call), has no keepalive (a stateless server cannot ping), and what
+// its handler sends goes straight to the transport (sendDirect).
+func (s *Server) directSession(t Transport, mcpConn Connection, state *ServerSessionState) *ServerSession {
+	ss := &ServerSession{mcpConn: mcpConn, server: s}
+	if state != nil {
+		ss.state = *state
+	}
+	ss.supportedVersions = filterSupportedVersions(t, s.protocolVersions)
+	return ss
+}
+
+// sendDirect sends what the handler of a direct session's call sends
+// (mcpgate patch 7). A notification is written to the transport as the
+// jsonrpc2 connection writes it; a request cannot be made, as on any
+// stateless connection: the transport refuses it.
+func (ss *ServerSession) sendDirect(ctx context.Context, method string, params any) error {
+	if strings.HasPrefix(method, "notifications/") {
+		msg, err := jsonrpc2.NewNotification(method, params)
+		if err != nil {
+			return err
+		}
+		return ss.mcpConn.Write(ctx, msg)
+	}
+	msg, err := jsonrpc2.NewCall(jsonrpc2.Int64ID(1), method, params)
+	if err != nil {
+		return fmt.Errorf("calling %q: %w", method, fmt.Errorf("marshaling call parameters: %w", err))
+	}
+	if err := ss.mcpConn.Write(ctx, msg); err != nil {
+		return fmt.Errorf("calling %q: %w", method, err)
+	}
+	return fmt.Errorf("calling %q: %w: a direct call's session cannot await a reply", method, jsonrpc2.ErrRejected)
 }
 
 // disconnect implements the binder[*ServerSession] interface, so that

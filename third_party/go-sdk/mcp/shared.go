@@ -150,6 +150,13 @@ func defaultSendingMethodHandler(ctx context.Context, method string, req Request
 		// capabilities, so any panic here is a bug.
 		params = initParams.toV2()
 	}
+	if ss, ok := req.GetSession().(*ServerSession); ok && ss.conn == nil {
+		// mcpgate patch 7: a direct call's session has no jsonrpc2 connection.
+		if err := ss.sendDirect(ctx, method, params); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
 	// Notifications don't have results.
 	if strings.HasPrefix(method, "notifications/") {
 		return nil, req.GetSession().getConn().Notify(ctx, method, params)

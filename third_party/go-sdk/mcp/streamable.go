@@ -431,6 +431,11 @@ func (h *StreamableHTTPHandler) serveStateless(w http.ResponseWriter, req *http.
 		shouldPropagateCancellation: info.usesNewProtocol && (info.isSubscriptionsListen || h.opts.PropagateRequestCancellation),
 	}
 
+	if info.direct {
+		h.serveDirect(w, req, server, transport, info.opts)
+		return
+	}
+
 	session, err := connectStreamable(req.Context(), server, transport, info.opts)
 	if err != nil {
 		h.opts.Logger.Error(fmt.Sprintf("failed to connect: %v", err))
@@ -438,6 +443,28 @@ func (h *StreamableHTTPHandler) serveStateless(w http.ResponseWriter, req *http.
 		return
 	}
 	defer session.Close()
+
+	transport.ServeHTTP(w, req)
+}
+
+// serveDirect serves a stateless POST of one 2026-07-28 call without a
+// jsonrpc2 connection (mcpgate patch 7, PATCHES.md). The transport checks the
+// request exactly as it does for a connected session; then, instead of
+// handing the call to a connection's reader and handler goroutines and
+// waiting for the answer, it runs the session's handler on this goroutine
+// and writes the response itself. The response, its stream and its status
+// are the ones the connection would have written.
+func (h *StreamableHTTPHandler) serveDirect(w http.ResponseWriter, req *http.Request, server *Server, transport *StreamableServerTransport, opts *ServerSessionOptions) {
+	if _, err := transport.Connect(req.Context()); err != nil {
+		h.opts.Logger.Error(fmt.Sprintf("failed to connect: %v", err))
+		http.Error(w, "failed connection", http.StatusInternalServerError)
+		return
+	}
+	c := transport.connection
+	c.server = server
+	c.toolLookup = server.getServerTool
+	c.direct = server.directSession(transport, c, opts.State)
+	defer c.Close()
 
 	transport.ServeHTTP(w, req)
 }
@@ -455,10 +482,17 @@ func (h *StreamableHTTPHandler) serveStatelessLegacyDELETE(w http.ResponseWriter
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// serveDirectly turns mcpgate patch 7 on; its test turns it off to compare
+// the two ways of serving a call.
+var serveDirectly = true
+
 type ephemeralConnectInfo struct {
 	opts                  *ServerSessionOptions
 	usesNewProtocol       bool
 	isSubscriptionsListen bool
+	// direct: the body is one 2026-07-28 call other than
+	// subscriptions/listen, which serveDirect serves (mcpgate patch 7).
+	direct bool
 }
 
 // ephemeralConnectOpts peeks at the request body to determine connection
@@ -482,7 +516,7 @@ func (h *StreamableHTTPHandler) ephemeralConnectOpts(req *http.Request) (*epheme
 	}
 	req.Body.Close()
 	req.Body = io.NopCloser(bytes.NewBuffer(body))
-	msgs, _, err := readBatch(body)
+	msgs, isBatch, err := readBatch(body)
 	if err == nil {
 		for _, msg := range msgs {
 			if r, ok := msg.(*jsonrpc.Request); ok {
@@ -515,12 +549,18 @@ func (h *StreamableHTTPHandler) ephemeralConnectOpts(req *http.Request) (*epheme
 	if !usesNewProtocol {
 		state.LogLevel = "info"
 	}
+	var direct bool
+	if err == nil && !isBatch && len(msgs) == 1 {
+		r, ok := msgs[0].(*jsonrpc.Request)
+		direct = serveDirectly && ok && r.IsCall() && usesNewProtocol && !isSubscriptionsListen
+	}
 	return &ephemeralConnectInfo{
 		opts: &ServerSessionOptions{
 			State: state,
 		},
 		usesNewProtocol:       usesNewProtocol,
 		isSubscriptionsListen: isSubscriptionsListen,
+		direct:                direct,
 	}, nil
 }
 
@@ -920,6 +960,36 @@ type streamableServerConn struct {
 	//
 	// Lifecycle: requestStreams persist until their response is received.
 	requestStreams map[jsonrpc.ID]string
+
+	// direct, when set, is the session whose handler servePOST runs itself
+	// for the POST's one call (mcpgate patch 7): the connection has no
+	// jsonrpc2 connection reading from it.
+	direct *ServerSession
+}
+
+// serveDirect runs the direct session's handler for req and writes its
+// response as a jsonrpc2 connection would (processResult): the same rules for
+// a handler's result and error, the same Write. The handler runs under ctx,
+// the HTTP request's context: a client that goes away cancels it, as closing
+// the connection would cancel a connected session's call. The response is
+// written with ctx's values but not its cancellation (jsonrpc2's notDone).
+func (c *streamableServerConn) serveDirect(ctx context.Context, req *jsonrpc.Request) {
+	ss := c.direct
+	internalErrorf := func(format string, args ...any) error {
+		err := fmt.Errorf(format, args...)
+		ss.server.opts.Logger.Error("jsonrpc2 internal error", "error", err)
+		return fmt.Errorf("%w: %v", jsonrpc2.ErrInternal, err)
+	}
+	result, err := ss.handle(ctx, req)
+	result, err = jsonrpc2.HandlerOutcome(ss, req, result, err, internalErrorf)
+	response, respErr := jsonrpc2.NewResponse(req.ID, result, err)
+	if respErr != nil {
+		internalErrorf("%#v returned a malformed result for %q: %w", ss, req.Method, respErr)
+		return
+	}
+	if err := c.Write(context.WithoutCancel(ctx), response); err != nil {
+		c.logger.Warn(fmt.Sprintf("writing response: %v", err))
+	}
 }
 
 func (c *streamableServerConn) SessionID() string {
@@ -1746,6 +1816,17 @@ func (c *streamableServerConn) servePOST(w http.ResponseWriter, req *http.Reques
 				c.logger.Warn(fmt.Sprintf("Writing priming event: %v", err))
 			}
 		}
+	}
+
+	if c.direct != nil {
+		// mcpgate patch 7: ephemeralConnectOpts found one call in this body.
+		for _, msg := range incoming {
+			if jreq, ok := msg.(*jsonrpc.Request); ok {
+				c.serveDirect(req.Context(), jreq)
+			}
+		}
+		c.hangResponse(req.Context(), done)
+		return
 	}
 
 	// Publish incoming messages.

@@ -693,20 +693,9 @@ func (c *Connection) handleAsync() {
 
 // processResult processes the result of a request and, if appropriate, sends a response.
 func (c *Connection) processResult(from any, req *incomingRequest, result any, err error) error {
-	if nomethodnotfoundcodeinerror != "1" && (errors.Is(err, ErrNotHandled) || errors.Is(err, ErrMethodNotFound)) {
-		err = fmt.Errorf("%w: %q", ErrMethodNotFound, req.Method)
-	}
-
-	if result != nil && err != nil {
-		c.internalErrorf("%#v returned a non-nil result with a non-nil error for %s:\n%v\n%#v", from, req.Method, err, result)
-		result = nil // Discard the spurious result and respond with err.
-	}
+	result, err = HandlerOutcome(from, req.Request, result, err, c.internalErrorf)
 
 	if req.IsCall() {
-		if result == nil && err == nil {
-			err = c.internalErrorf("%#v returned a nil result and nil error for a %q Request that requires a Response", from, req.Method)
-		}
-
 		response, respErr := NewResponse(req.ID, result, err)
 
 		// The caller could theoretically reuse the request's ID as soon as we've
@@ -744,6 +733,27 @@ func (c *Connection) processResult(from any, req *incomingRequest, result any, e
 		s.incoming--
 	})
 	return nil
+}
+
+// HandlerOutcome is what a handler's result and error for req come to,
+// before they are sent as its response: the rules of processResult, shared
+// with a caller that serves a request without a Connection (mcpgate patch 7,
+// PATCHES.md). internalErrorf reports a handler's misbehaviour and returns
+// the error the peer is answered with.
+func HandlerOutcome(from any, req *Request, result any, err error, internalErrorf func(format string, args ...any) error) (any, error) {
+	if nomethodnotfoundcodeinerror != "1" && (errors.Is(err, ErrNotHandled) || errors.Is(err, ErrMethodNotFound)) {
+		err = fmt.Errorf("%w: %q", ErrMethodNotFound, req.Method)
+	}
+
+	if result != nil && err != nil {
+		internalErrorf("%#v returned a non-nil result with a non-nil error for %s:\n%v\n%#v", from, req.Method, err, result)
+		result = nil // Discard the spurious result and respond with err.
+	}
+
+	if req.IsCall() && result == nil && err == nil {
+		err = internalErrorf("%#v returned a nil result and nil error for a %q Request that requires a Response", from, req.Method)
+	}
+	return result, err
 }
 
 // write is used by all things that write outgoing messages, including replies.
