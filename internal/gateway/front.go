@@ -60,6 +60,11 @@ type front struct {
 	refusals       *refusalRecords // budgets the records of floods of refusals (refusals.go); nil: no budget
 	// challenge makes the WWW-Authenticate values of a 401 or 403 (oauth.go).
 	challenge challenger
+	// modernJSON answers a 2026-07-28 request that asked for no
+	// notifications with one application/json body instead of an event
+	// stream: nothing can be sent on its stream but the answer, and a
+	// client reads a JSON body for less than an event stream.
+	modernJSON http.Handler
 }
 
 func (f *front) serve(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +173,11 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		defer stop()
 	}
 	if era == transport.Modern {
-		f.modern.ServeHTTP(w, r)
+		if msg.WantsNotifications || msg.Method == "subscriptions/listen" {
+			f.modern.ServeHTTP(w, r)
+		} else {
+			f.modernJSON.ServeHTTP(w, r)
+		}
 		return
 	}
 	f.legacy.ServeHTTP(w, r)

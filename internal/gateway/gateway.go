@@ -146,13 +146,18 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 		MaxRequestBodyBytes:        cfg.Listen.MaxBodyBytes,
 		Logger:                     sdkLogger,
 	})
-	modern := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
-		Stateless:                    true,
-		PropagateRequestCancellation: true,
-		DisableLocalhostProtection:   true,
-		MaxRequestBodyBytes:          cfg.Listen.MaxBodyBytes,
-		Logger:                       sdkLogger,
-	})
+	modernOptions := func(jsonResponse bool) *mcp.StreamableHTTPOptions {
+		return &mcp.StreamableHTTPOptions{
+			Stateless:                    true,
+			JSONResponse:                 jsonResponse,
+			PropagateRequestCancellation: true,
+			DisableLocalhostProtection:   true,
+			MaxRequestBodyBytes:          cfg.Listen.MaxBodyBytes,
+			Logger:                       sdkLogger,
+		}
+	}
+	modern := mcp.NewStreamableHTTPHandler(getServer, modernOptions(false))
+	modernJSON := mcp.NewStreamableHTTPHandler(getServer, modernOptions(true))
 	jsonLimits := strictjson.DefaultLimits()
 	jsonLimits.MaxBytes = int(cfg.Listen.MaxBodyBytes)
 	jsonLimits.MaxDepth = cfg.Listen.MaxJSONDepth
@@ -161,6 +166,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Gateway, err
 		auth:          authenticator,
 		legacy:        bindSessions(legacy, cfg.Auth.InsecureDisableAuth),
 		modern:        bindSessions(modern, cfg.Auth.InsecureDisableAuth),
+		modernJSON:    bindSessions(modernJSON, cfg.Auth.InsecureDisableAuth),
 		limits:        jsonLimits,
 		maxBody:       cfg.Listen.MaxBodyBytes,
 		readTimeout:   cfg.Listen.ReadTimeout,

@@ -19,6 +19,7 @@ func fuzzSeeds(f *testing.F) {
 		`{"jsonrpc":"2.0","id":1,"method":"m","params":{"name":"n","uri":"u","_meta":{"io.modelcontextprotocol/protocolVersion":"v"}}}`,
 		`{"jsonrpc":"2.0","id":"x","result":{"a":[1,2,{"b":null}]}}`,
 		`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"n","_meta":{"progressToken":"t","io.modelcontextprotocol/logLevel":"info"}}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments": {"message":"hi","n":[1, 2]} }}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":null}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","Arguments":{}}}`,
@@ -203,13 +204,17 @@ func checkRouting(t *testing.T, data []byte, m *Message) {
 		t.Fatalf("ID %s, SDK sees %s", m.ID, sdk.ID)
 	}
 	var name, uri, pv string
+	var notified bool
 	if p := sdk.Params; p != nil {
 		name, _ = p.Name.(string)
 		uri, _ = p.URI.(string)
 		pv, _ = p.Meta[protocolVersionKey].(string)
+		_, progress := p.Meta[progressTokenKey]
+		_, logs := p.Meta[logLevelKey]
+		notified = progress || logs
 	}
-	if name != m.Name || uri != m.URI || pv != m.ProtocolVersion {
-		t.Fatalf("routing %q %q %q, SDK sees %q %q %q", m.Name, m.URI, m.ProtocolVersion, name, uri, pv)
+	if name != m.Name || uri != m.URI || pv != m.ProtocolVersion || notified != m.WantsNotifications {
+		t.Fatalf("routing %q %q %q %v, SDK sees %q %q %q %v", m.Name, m.URI, m.ProtocolVersion, m.WantsNotifications, name, uri, pv, notified)
 	}
 	var args json.RawMessage
 	if sdk.Params != nil {

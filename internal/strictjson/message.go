@@ -36,6 +36,10 @@ type Message struct {
 	Name            string          // params.name, if a string
 	URI             string          // params.uri, if a string
 	ProtocolVersion string          // params._meta["io.modelcontextprotocol/protocolVersion"], if a string
+	// WantsNotifications: params._meta has "progressToken" or
+	// "io.modelcontextprotocol/logLevel" (any value), so the sender may be
+	// sent progress or log notifications while its request is served.
+	WantsNotifications bool
 	// Arguments is the raw value of params.arguments (a tools/call's or a
 	// prompts/get's), as it appears in the input (no copy); nil if absent.
 	// It is there for the audit record, which digests exactly these bytes:
@@ -92,10 +96,16 @@ const (
 	kMeta
 	// in params._meta
 	kProtocolVersion
+	kProgressToken
+	kLogLevel
 	numKeyIDs
 )
 
-const protocolVersionKey = "io.modelcontextprotocol/protocolVersion"
+const (
+	protocolVersionKey = "io.modelcontextprotocol/protocolVersion"
+	progressTokenKey   = "progressToken"
+	logLevelKey        = "io.modelcontextprotocol/logLevel"
+)
 
 // keyName is the exact spelling of a routed key.
 func keyName(id keyID) string {
@@ -122,6 +132,10 @@ func keyName(id keyID) string {
 		return "_meta"
 	case kProtocolVersion:
 		return protocolVersionKey
+	case kProgressToken:
+		return progressTokenKey
+	case kLogLevel:
+		return logLevelKey
 	}
 	return ""
 }
@@ -164,8 +178,10 @@ func (s *scanner) classify(key []byte, off int) keyID {
 		lo, hi = kName, kMeta
 	case len(f) == 3 && f[0].key == kParams && !f[1].array && f[1].key == kMeta:
 		// _meta decodes into a map, which matches keys exactly.
-		if string(key) == protocolVersionKey {
-			return kProtocolVersion
+		for id := kProtocolVersion; id <= kLogLevel; id++ {
+			if string(key) == keyName(id) {
+				return id
+			}
 		}
 		return kNone
 	default:
@@ -301,6 +317,7 @@ func (c *capture) message(s *scanner) (*Message, *Error) {
 	m.Name = strs[v[kName].strStart:v[kName].strEnd]
 	m.URI = strs[v[kURI].strStart:v[kURI].strEnd]
 	m.ProtocolVersion = strs[v[kProtocolVersion].strStart:v[kProtocolVersion].strEnd]
+	m.WantsNotifications = v[kProgressToken].present || v[kLogLevel].present
 	if av := v[kArguments]; av.present {
 		m.Arguments = json.RawMessage(s.data[av.start:av.end:av.end])
 	}

@@ -13,7 +13,7 @@ func TestParseMessageAccepts(t *testing.T) {
 		want Message
 	}{
 		{"tools/call", typicalCall, Message{Kind: Request, Method: "tools/call", ID: []byte(`42`), Name: "search_issues",
-			ProtocolVersion: "2025-11-25", Arguments: []byte(`{"query":"is:open label:bug sort:updated","repo":"mcpgate/mcpgate","limit":20,` +
+			ProtocolVersion: "2025-11-25", WantsNotifications: true, Arguments: []byte(`{"query":"is:open label:bug sort:updated","repo":"mcpgate/mcpgate","limit":20,` +
 				`"include_closed":false,"labels":["bug","security"]}`)}},
 		{"string id", `{"jsonrpc":"2.0","id":"a-1","method":"ping"}`, Message{Kind: Request, Method: "ping", ID: []byte(`"a-1"`)}},
 		{"negative id", `{"jsonrpc":"2.0","id":-9007199254740991,"method":"ping"}`, Message{Kind: Request, Method: "ping", ID: []byte(`-9007199254740991`)}},
@@ -38,7 +38,14 @@ func TestParseMessageAccepts(t *testing.T) {
 		{"meta key case-sensitive", `{"jsonrpc":"2.0","method":"m","params":{"_meta":{"io.modelcontextprotocol/protocolversion":"x"}}}`,
 			Message{Kind: Notification, Method: "m"}},
 		{"meta keys other", `{"jsonrpc":"2.0","method":"m","params":{"_meta":{"progressToken":1,"io.modelcontextprotocol/protocolVersion":"2025-06-18"}}}`,
-			Message{Kind: Notification, Method: "m", ProtocolVersion: "2025-06-18"}},
+			Message{Kind: Notification, Method: "m", ProtocolVersion: "2025-06-18", WantsNotifications: true}},
+		{"log level asked", `{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"io.modelcontextprotocol/logLevel":"debug"}}}`,
+			Message{Kind: Request, Method: "m", ID: []byte(`1`), WantsNotifications: true}},
+		{"null progress token", `{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":{"progressToken":null}}}`,
+			Message{Kind: Request, Method: "m", ID: []byte(`1`), WantsNotifications: true}},
+		{"notification keys elsewhere", `{"jsonrpc":"2.0","id":1,"method":"m","progressToken":1,"params":{"progressToken":1,"arguments":{"_meta":{"progressToken":1}},` +
+			`"_meta":{"ProgressToken":1,"io.modelcontextprotocol/loglevel":"info","x":{"progressToken":1}}}}`,
+			Message{Kind: Request, Method: "m", ID: []byte(`1`), Arguments: []byte(`{"_meta":{"progressToken":1}}`)}},
 		{"whitespace", " \n{ \"jsonrpc\" : \"2.0\" , \"method\" : \"m\" } \n", Message{Kind: Notification, Method: "m"}},
 	}
 	for _, tt := range tests {
@@ -49,7 +56,7 @@ func TestParseMessageAccepts(t *testing.T) {
 			}
 			if m.Kind != tt.want.Kind || m.Method != tt.want.Method || string(m.ID) != string(tt.want.ID) ||
 				(m.ID == nil) != (tt.want.ID == nil) || m.Name != tt.want.Name || m.URI != tt.want.URI ||
-				m.ProtocolVersion != tt.want.ProtocolVersion ||
+				m.ProtocolVersion != tt.want.ProtocolVersion || m.WantsNotifications != tt.want.WantsNotifications ||
 				string(m.Arguments) != string(tt.want.Arguments) || (m.Arguments == nil) != (tt.want.Arguments == nil) {
 				t.Fatalf("got %+v (ID %s)\nwant %+v (ID %s)", *m, m.ID, tt.want, tt.want.ID)
 			}
