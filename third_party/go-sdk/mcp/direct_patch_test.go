@@ -225,3 +225,38 @@ func FuzzPatchDirectCalls(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPatchDirectCall serves one 2026-07-28 tools/call through a
+// stateless handler, connected (v1.8.0's way) and direct.
+func BenchmarkPatchDirectCall(b *testing.B) {
+	server := directTestServer()
+	c := directCases()[0] // echo
+	for _, jsonResponse := range []bool{false, true} {
+		h := NewStreamableHTTPHandler(func(*http.Request) *Server { return server }, &StreamableHTTPOptions{
+			Stateless:                    true,
+			JSONResponse:                 jsonResponse,
+			PropagateRequestCancellation: true,
+		})
+		for _, direct := range []bool{false, true} {
+			b.Run(fmt.Sprintf("json=%v/direct=%v", jsonResponse, direct), func(b *testing.B) {
+				defer func() { serveDirectly = true }()
+				serveDirectly = direct
+				b.ReportAllocs()
+				for b.Loop() {
+					req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Accept", "application/json, text/event-stream")
+					req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+					for k, v := range c.headers {
+						req.Header.Set(k, v)
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("status %d: %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		}
+	}
+}
