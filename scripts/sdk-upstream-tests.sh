@@ -19,4 +19,10 @@ cp -R "$release"/. "$work"
 chmod -R u+w "$work"
 cp -R third_party/go-sdk/. "$work"
 cd "$work"
-go test -count=1 ./mcp/ ./internal/... ./jsonrpc/ ./auth/ ./oauthex/
+# Skipped: tests that fail now and then on the unpatched release itself.
+# TestStreamableStateful_DiscoverDoesNotLeakSession counts the server's
+# sessions right after a client closes, while the server may still be
+# tearing the last one down: 5 failures in 40 runs of pristine v1.8.0
+# (go test -count=40 -run it ./mcp/, 2026-11-24), 3 in 40 patched.
+flaky='^TestStreamableStateful_DiscoverDoesNotLeakSession$'
+go test -count=1 -skip "$flaky" ./mcp/ ./internal/... ./jsonrpc/ ./auth/ ./oauthex/
