@@ -393,24 +393,22 @@ func FuzzFront(f *testing.F) {
 func TestModernAnswerMediaType(t *testing.T) {
 	tg := newTestGateway(t, nil)
 	tests := []struct {
-		name, tool, meta string
-		wantType         string
-		wantInBody       []string
+		name, tool, arguments string
+		meta                  string // members added to the request's _meta
+		wantType              string
+		wantInBody            []string
 	}{
-		{"no notifications", "echo", `"arguments":{"message":"plain"}`, "application/json", []string{`"text":"plain"`}},
-		{"progress", "test_tool_with_progress", `"arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"` + modernVersion +
-			`","io.modelcontextprotocol/clientCapabilities":{},"progressToken":"tok-7"}`,
+		{"no notifications", "echo", `{"message":"plain"}`, "", "application/json", []string{`"text":"plain"`}},
+		{"progress", "test_tool_with_progress", `{}`, `,"progressToken":"tok-7"`,
 			"text/event-stream", []string{`"method":"notifications/progress"`, `"progressToken":"tok-7"`, `"progress":100`, `"result":`}},
-		{"log level", "test_tool_with_logging", `"arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"` + modernVersion +
-			`","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/logLevel":"debug"}`,
+		{"log level", "test_tool_with_logging", `{}`, `,"io.modelcontextprotocol/logLevel":"debug"`,
 			"text/event-stream", []string{`"method":"notifications/message"`, `"result":`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body := modernBody(1, "tools/call", `"name":"`+tt.tool+`",`+tt.meta)
-			if strings.Contains(tt.meta, `"_meta"`) {
-				body = fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":%q,%s}}`, tt.tool, tt.meta)
-			}
+			body := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":%q,"arguments":%s,`+
+				`"_meta":{"io.modelcontextprotocol/protocolVersion":%q,"io.modelcontextprotocol/clientCapabilities":{}%s}}}`,
+				tt.tool, tt.arguments, modernVersion, tt.meta)
 			resp, b := tg.post(t, tg.keyA, body, modernHeaders("tools/call", tt.tool))
 			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != tt.wantType {
 				t.Fatalf("status %d, Content-Type %q, want 200 and %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), tt.wantType, b)

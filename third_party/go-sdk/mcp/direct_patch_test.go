@@ -122,8 +122,8 @@ type directAnswer struct {
 	messages  []string
 }
 
-func serveDirectCase(t *testing.T, h http.Handler, c directCase) directAnswer {
-	t.Helper()
+// directRequest is c as a 2026-07-28 client sends it.
+func directRequest(c directCase) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -131,8 +131,13 @@ func serveDirectCase(t *testing.T, h http.Handler, c directCase) directAnswer {
 	for k, v := range c.headers {
 		req.Header.Set(k, v)
 	}
+	return req
+}
+
+func serveDirectCase(t *testing.T, h http.Handler, c directCase) directAnswer {
+	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, directRequest(c))
 	a := directAnswer{status: rec.Code, mediaType: rec.Header().Get("Content-Type")}
 	body := rec.Body.Bytes()
 	if a.mediaType != "text/event-stream" {
@@ -243,15 +248,8 @@ func BenchmarkPatchDirectCall(b *testing.B) {
 				serveDirectly = direct
 				b.ReportAllocs()
 				for b.Loop() {
-					req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Accept", "application/json, text/event-stream")
-					req.Header.Set("MCP-Protocol-Version", "2026-07-28")
-					for k, v := range c.headers {
-						req.Header.Set(k, v)
-					}
 					rec := httptest.NewRecorder()
-					h.ServeHTTP(rec, req)
+					h.ServeHTTP(rec, directRequest(c))
 					if rec.Code != http.StatusOK {
 						b.Fatalf("status %d: %s", rec.Code, rec.Body)
 					}
