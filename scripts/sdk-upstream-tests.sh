@@ -24,5 +24,9 @@ cd "$work"
 # sessions right after a client closes, while the server may still be
 # tearing the last one down: 5 failures in 40 runs of pristine v1.8.0
 # (go test -count=40 -run it ./mcp/, 2026-11-24), 3 in 40 patched.
-flaky='^TestStreamableStateful_DiscoverDoesNotLeakSession$'
+# TestStreamableSessionTimeout keeps a session with a 50ms timeout alive by
+# requests (its own comment: "relies on timing and may be flaky"): 4
+# failures in 80 runs of pristine v1.8.0, 0 in 80 patched, and once in a
+# CI run patched, with the other packages' tests on the same 2 vCPUs.
+flaky='^(TestStreamableStateful_DiscoverDoesNotLeakSession|TestStreamableSessionTimeout)$'
 go test -count=1 -skip "$flaky" ./mcp/ ./internal/... ./jsonrpc/ ./auth/ ./oauthex/
